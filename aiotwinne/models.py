@@ -1,0 +1,331 @@
+"""The data the library hands out: attrs classes built by one private cattrs converter.
+
+Twinne sends every user-info value as a string or ``null``, the way MySQL hands
+them to PHP (PROTOCOL.md, "User info fields"). The converter's hooks turn those
+into real Python types; keys we do not map are kept in :attr:`UserInfo.extra`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._redact import fingerprint
+
+if TYPE_CHECKING:
+    from .errors import TwinneError
+
+__all__ = [
+    "AccessToken",
+    "ProfileResult",
+    "UserInfo",
+    "user_info_from_wire",
+    "user_info_to_wire",
+]
+
+_UTC = dt.timezone.utc
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(_UTC)
+
+
+@attrs.frozen(repr=False)
+class AccessToken:
+    """A Twinne access token and the window in which it is valid.
+
+    Twinne has no refresh token: when :meth:`is_expired` says so, a new token
+    needs a new login. The expiry is computed from our clock and is a hint;
+    Twinne's "expired access_token" answer is the truth and raises
+    :class:`~aiotwinne.TokenExpiredError` all the same.
+
+    ``str()`` and ``repr()`` never show the value, only a short fingerprint.
+    Use :attr:`value` where the real token is needed.
+
+    Attributes:
+        value: The token itself (a secret).
+        issued_at: When it was obtained (timezone-aware UTC).
+        expires_at: ``issued_at`` plus the client's ``token_lifetime``.
+    """
+
+    value: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+    def is_expired(self, leeway: float = 0.0, *, now: dt.datetime | None = None) -> bool:
+        """Whether the token is expired, or will be within *leeway* seconds.
+
+        Args:
+            leeway: Seconds of margin: a token this close to its expiry counts
+                as expired, so a request does not race the deadline.
+            now: The time to judge by (default: the current UTC time).
+        """
+        now = now or _utcnow()
+        return now + dt.timedelta(seconds=leeway) >= self.expires_at
+
+    @property
+    def expires_in(self) -> float:
+        """Seconds until expiry (negative once expired)."""
+        return (self.expires_at - _utcnow()).total_seconds()
+
+    @property
+    def fingerprint(self) -> str:
+        """8 hex characters that identify the token in logs without revealing it."""
+        return fingerprint(self.value)
+
+    def __repr__(self) -> str:
+        return (
+            f"AccessToken(fingerprint={self.fingerprint!r}, "
+            f"expires_at={self.expires_at.isoformat()!r})"
+        )
+
+    __str__ = __repr__
+
+
+_GENDERS: Final[Mapping[str, str]] = {
+    "male": "male",
+    "female": "female",
+    "other": "other",
+    # Newer Sngine keeps genders in a table; these are its stock ids.
+    "1": "male",
+    "2": "female",
+    "3": "other",
+}
+
+
+@attrs.frozen(eq=True, hash=False)
+class UserInfo:
+    """A Twinne user's profile, with Twinne's strings turned into Python types.
+
+    Attributes:
+        id: ``user_id``.
+        username: ``user_name``, the handle.
+        email: ``user_email``; ``None`` when empty.
+        first_name: ``user_firstname`` (may be ``""``).
+        last_name: ``user_lastname`` (may be ``""``).
+        gender: ``user_gender`` exactly as sent (``"male"`` or a numeric id on
+            newer sites); ``None`` when empty. See :attr:`gender_normalized`.
+        birthdate: ``user_birthdate``; ``None`` for empty, ``0000-00-00`` or an
+            impossible date.
+        picture: ``user_picture`` as sent: a path under the site's uploads
+            folder or a full URL; ``None`` when empty.
+        picture_url: The public URL of the picture.
+        cover: ``user_cover``, like ``picture``.
+        cover_url: The public URL of the cover.
+        registered: ``user_registered``, naive (site-local time, no zone).
+        verified: ``user_verified`` (``"1"``).
+        relationship: ``user_relationship``; ``None`` when empty.
+        biography: ``user_biography``; ``None`` when empty.
+        website: ``user_website``; ``None`` when empty.
+        extra: Every wire key not mapped above, kept exactly as sent.
+    """
+
+    id: int
+    username: str
+    email: str | None = None
+    first_name: str = ""
+    last_name: str = ""
+    gender: str | None = None
+    birthdate: dt.date | None = None
+    picture: str | None = None
+    picture_url: str | None = None
+    cover: str | None = None
+    cover_url: str | None = None
+    registered: dt.datetime | None = None
+    verified: bool = False
+    relationship: str | None = None
+    biography: str | None = None
+    website: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=MappingProxyType)
+
+    @property
+    def full_name(self) -> str:
+        """First and last name joined, or the username when both are empty."""
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or self.username
+
+    @property
+    def gender_normalized(self) -> str | None:
+        """``"male"``, ``"female"``, ``"other"`` or ``None``, whatever the site's spelling."""
+        if self.gender is None:
+            return None
+        return _GENDERS.get(self.gender.strip().lower(), "other")
+
+
+@attrs.frozen(repr=False)
+class ProfileResult:
+    """One outcome of a bulk fetch: exactly one per input token.
+
+    Attributes:
+        token: The input item, as given (its ``repr()`` is redacted here).
+        user: The profile, or ``None`` on failure.
+        error: The failure, or ``None`` on success.
+        index: The input's position (0-based) in the iterable given.
+    """
+
+    token: AccessToken | str
+    user: UserInfo | None = None
+    error: TwinneError | None = None
+    index: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the profile was fetched."""
+        return self.error is None
+
+    def __repr__(self) -> str:
+        value = self.token.value if isinstance(self.token, AccessToken) else self.token
+        outcome = f"user_id={self.user.id}" if self.user else f"error={self.error!r}"
+        return f"ProfileResult(index={self.index}, token={fingerprint(value)!r}, {outcome})"
+
+
+# -- the converter ----------------------------------------------------------
+
+# model field -> wire key; picture_url, cover_url and extra are derived.
+_WIRE_NAMES: Final[Mapping[str, str]] = {
+    "id": "user_id",
+    "username": "user_name",
+    "email": "user_email",
+    "first_name": "user_firstname",
+    "last_name": "user_lastname",
+    "gender": "user_gender",
+    "birthdate": "user_birthdate",
+    "picture": "user_picture",
+    "cover": "user_cover",
+    "registered": "user_registered",
+    "verified": "user_verified",
+    "relationship": "user_relationship",
+    "biography": "user_biography",
+    "website": "user_website",
+}
+_MAPPED_KEYS: Final = frozenset(_WIRE_NAMES.values())
+_DERIVED: Final = ("picture_url", "cover_url", "extra")
+_ZERO_DATES: Final = frozenset({"", "0000-00-00", "0000-00-00 00:00:00"})
+_TRUE: Final = frozenset({"1", "true", "yes"})
+_FALSE: Final = frozenset({"0", "", "false", "no"})
+
+_converter = cattrs.Converter()
+
+
+def _structure_int(value: object, _: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"expected a decimal string, got {type(value).__name__}")
+    return int(value)
+
+
+def _structure_str(value: object, _: object) -> str:
+    # NOT NULL text columns: a null becomes "", a number its text.
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected text, got {type(value).__name__}")
+
+
+def _structure_optional_str(value: object, _: object) -> str | None:
+    text = _structure_str(value, _)
+    return text or None
+
+
+def _structure_bool(value: object, _: object) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected '0' or '1', got {text[:20]!r}")
+
+
+def _structure_date(value: object, _: object) -> dt.date | None:
+    if value is None or not isinstance(value, str) or value.strip() in _ZERO_DATES:
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        # MySQL accepts partial dates such as 1990-00-17; they name no day.
+        return None
+
+
+def _structure_datetime(value: object, _: object) -> dt.datetime | None:
+    if value is None or not isinstance(value, str) or value.strip() in _ZERO_DATES:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+def _unstructure_date(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _unstructure_datetime(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat(sep=" ")
+
+
+_converter.register_structure_hook(int, _structure_int)
+_converter.register_structure_hook(str, _structure_str)
+_converter.register_structure_hook(str | None, _structure_optional_str)  # type: ignore[arg-type]
+_converter.register_structure_hook(bool, _structure_bool)
+_converter.register_structure_hook(dt.date | None, _structure_date)  # type: ignore[arg-type]
+_converter.register_structure_hook(dt.datetime | None, _structure_datetime)  # type: ignore[arg-type]
+_converter.register_unstructure_hook(int, str)
+_converter.register_unstructure_hook(bool, lambda v: "1" if v else "0")
+_converter.register_unstructure_hook(dt.date | None, _unstructure_date)  # type: ignore[arg-type]
+_converter.register_unstructure_hook(dt.datetime | None, _unstructure_datetime)  # type: ignore[arg-type]
+
+_overrides = {name: override(rename=wire) for name, wire in _WIRE_NAMES.items()}
+_overrides.update({name: override(omit=True) for name in _DERIVED})
+_structure_user = make_dict_structure_fn(UserInfo, _converter, **_overrides)  # type: ignore[arg-type]
+_unstructure_user = make_dict_unstructure_fn(UserInfo, _converter, **_overrides)  # type: ignore[arg-type]
+
+
+def _public_url(base_url: str, path: str | None) -> str | None:
+    if not path:
+        return None
+    if path.startswith(("http://", "https://", "//")):
+        return path
+    return f"{base_url}/content/uploads/{path.lstrip('/')}"
+
+
+def user_info_from_wire(wire: Mapping[str, Any], *, base_url: str) -> UserInfo:
+    """Build a :class:`UserInfo` from Twinne's ``user_info`` object.
+
+    Args:
+        wire: The object as decoded from JSON.
+        base_url: The site's base URL, for the picture and cover URLs.
+
+    Raises:
+        ValueError: A field that cannot be read (cattrs' ``ClassValidationError``
+            is one), e.g. a non-numeric ``user_id``.
+        KeyError: ``user_id`` or ``user_name`` is missing.
+    """
+    for key in ("user_id", "user_name"):
+        if key not in wire:
+            raise KeyError(f"{key} is missing")
+    base = _structure_user(wire, UserInfo)
+    return attrs.evolve(
+        base,
+        picture_url=_public_url(base_url, base.picture),
+        cover_url=_public_url(base_url, base.cover),
+        extra={k: v for k, v in wire.items() if k not in _MAPPED_KEYS},
+    )
+
+
+def user_info_to_wire(user: UserInfo) -> dict[str, Any]:
+    """Turn a :class:`UserInfo` back into Twinne's wire form (strings or null).
+
+    ``extra`` keys are merged back as they were received. Empty values come back
+    as ``null`` (text columns as ``""``), so wire → model → wire is exact for
+    canonical wire data and model → wire → model is exact for every model.
+    """
+    wire: dict[str, Any] = _unstructure_user(user)
+    wire.update(user.extra)
+    return wire
