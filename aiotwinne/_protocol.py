@@ -48,9 +48,12 @@ __all__ = [
     "check_identifier",
     "error_for_message",
     "login_url",
+    "mark",
     "parse_exchange",
     "parse_retry_after",
     "parse_user_info",
+    "status_error",
+    "too_large",
     "user_info_url",
 ]
 
@@ -71,8 +74,7 @@ class MESSAGES:
     EXPIRED_ACCESS_TOKEN: Final = "Bad Request, expired access_token"
     INVALID_PARAMETERS: Final = "Bad Request, invalid parameters"
     APP_DISABLED: Final = (
-        "We're sorry, but the application you're trying to use doesn't exist "
-        "or has been disabled"
+        "We're sorry, but the application you're trying to use doesn't exist or has been disabled"
     )
     FEATURE_DISABLED: Final = "This feature has been disabled by the admin"
     DEVELOPERS_DISABLED: Final = "The developers module has been disabled by the admin"
@@ -205,9 +207,7 @@ def parse_exchange(
             status=status,
             snippet=_snippet(body),
         )
-    return AccessToken(
-        value=value, issued_at=now, expires_at=now + dt.timedelta(seconds=lifetime)
-    )
+    return AccessToken(value=value, issued_at=now, expires_at=now + dt.timedelta(seconds=lifetime))
 
 
 def parse_user_info(
@@ -265,16 +265,20 @@ def error_for_message(message: str, *, status: int | None = 200) -> APIError:
     return cls(_redact.redact_text(message), status=status)
 
 
+def status_error(status: int, headers: Mapping[str, str], body: bytes) -> HTTPStatusError:
+    """The error for a non-2xx answer, with ``Retry-After`` read and a redacted snippet."""
+    return HTTPStatusError(
+        f"Twinne answered HTTP {status}",
+        status=status,
+        retry_after=parse_retry_after(_header(headers, "Retry-After")),
+        snippet=_snippet(body),
+    )
+
+
 def _decipher(status: int, headers: Mapping[str, str], body: bytes) -> Any:
     """Common checks: status, JSON (content type not trusted), Twinne errors."""
     if not 200 <= status < 300:
-        retry_after = parse_retry_after(_header(headers, "Retry-After"))
-        raise HTTPStatusError(
-            f"Twinne answered HTTP {status}",
-            status=status,
-            retry_after=retry_after,
-            snippet=_snippet(body),
-        )
+        raise status_error(status, headers, body)
     data = _loads(body, status)
     if isinstance(data, dict) and data.get("error") not in (None, False, "false", "0", 0):
         message = data.get("message")

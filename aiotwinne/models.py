@@ -99,6 +99,10 @@ _GENDERS: Final[Mapping[str, str]] = {
 }
 
 
+def _frozen_mapping(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
 @attrs.frozen(eq=True, hash=False)
 class UserInfo:
     """A Twinne user's profile, with Twinne's strings turned into Python types.
@@ -142,7 +146,7 @@ class UserInfo:
     relationship: str | None = None
     biography: str | None = None
     website: str | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=MappingProxyType)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
 
     @property
     def full_name(self) -> str:
@@ -272,17 +276,18 @@ def _unstructure_datetime(value: dt.datetime | None) -> str | None:
 
 _converter.register_structure_hook(int, _structure_int)
 _converter.register_structure_hook(str, _structure_str)
-_converter.register_structure_hook(str | None, _structure_optional_str)  # type: ignore[arg-type]
+_converter.register_structure_hook(str | None, _structure_optional_str)
 _converter.register_structure_hook(bool, _structure_bool)
-_converter.register_structure_hook(dt.date | None, _structure_date)  # type: ignore[arg-type]
-_converter.register_structure_hook(dt.datetime | None, _structure_datetime)  # type: ignore[arg-type]
+_converter.register_structure_hook(dt.date | None, _structure_date)
+_converter.register_structure_hook(dt.datetime | None, _structure_datetime)
 _converter.register_unstructure_hook(int, str)
 _converter.register_unstructure_hook(bool, lambda v: "1" if v else "0")
-_converter.register_unstructure_hook(dt.date | None, _unstructure_date)  # type: ignore[arg-type]
-_converter.register_unstructure_hook(dt.datetime | None, _unstructure_datetime)  # type: ignore[arg-type]
+_converter.register_unstructure_hook(dt.date | None, _unstructure_date)
+_converter.register_unstructure_hook(dt.datetime | None, _unstructure_datetime)
 
 _overrides = {name: override(rename=wire) for name, wire in _WIRE_NAMES.items()}
 _overrides.update({name: override(omit=True) for name in _DERIVED})
+# cattrs types **kwargs as its flag arguments; the overrides are per-field.
 _structure_user = make_dict_structure_fn(UserInfo, _converter, **_overrides)  # type: ignore[arg-type]
 _unstructure_user = make_dict_unstructure_fn(UserInfo, _converter, **_overrides)  # type: ignore[arg-type]
 
@@ -315,8 +320,12 @@ def user_info_from_wire(wire: Mapping[str, Any], *, base_url: str) -> UserInfo:
         base,
         picture_url=_public_url(base_url, base.picture),
         cover_url=_public_url(base_url, base.cover),
-        extra={k: v for k, v in wire.items() if k not in _MAPPED_KEYS},
+        extra=_extra_items(wire),
     )
+
+
+def _extra_items(wire: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in wire.items() if k not in _MAPPED_KEYS}
 
 
 def user_info_to_wire(user: UserInfo) -> dict[str, Any]:

@@ -1,0 +1,466 @@
+"""TwinneClient: how requests are sent.
+
+The client owns one pooled :class:`aiohttp.ClientSession` (or borrows the
+caller's), applies timeouts and retries, and hands every answer to
+:mod:`aiotwinne._protocol`, which decides what it means. Nothing here parses
+Twinne's payloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Final
+
+import aiohttp
+import attrs
+import stamina
+from yarl import URL
+
+from . import _protocol
+from ._redact import redact_text, redact_url
+from .errors import (
+    HTTPStatusError,
+    ProtocolError,
+    TokenExpiredError,
+    TransportError,
+    TwinneError,
+)
+from .models import AccessToken, UserInfo
+
+__all__ = ["RetryPolicy", "TwinneClient"]
+
+_log = logging.getLogger("aiotwinne")
+
+_UTC = dt.timezone.utc
+DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How idempotent calls (``get_user_info``) are retried.
+
+    Connection errors, timeouts and HTTP 429/502/503/504 are retried with
+    jittered exponential backoff; a ``Retry-After`` header replaces the backoff
+    (capped by *retry_after_max*). Retrying stops at *attempts* or when the
+    *deadline* would be passed, whichever comes first. The token exchange is
+    never retried once its request may have left (its auth_key is single use);
+    it follows only *attempts* and *deadline*, for connections that never opened.
+
+    Attributes:
+        attempts: Total attempts per call, the first included (1 = no retries).
+        deadline: Seconds one call may take, all attempts and waits included.
+        wait_initial: First backoff, in seconds.
+        wait_max: Largest backoff, in seconds.
+        wait_jitter: Random seconds (0 to this) added to each backoff.
+        retry_after_max: Cap on a server's ``Retry-After``; a longer demand
+            than the time left before the deadline ends the retries at once.
+    """
+
+    attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    deadline: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    wait_initial: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
+    wait_max: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+    wait_jitter: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    retry_after_max: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+
+    @classmethod
+    def no_wait(cls, attempts: int = 4, deadline: float = 30.0) -> RetryPolicy:
+        """A policy that retries as usual but never sleeps: for tests."""
+        return cls(
+            attempts=attempts,
+            deadline=deadline,
+            wait_initial=0.0,
+            wait_max=0.0,
+            wait_jitter=0.0,
+            retry_after_max=0.0,
+        )
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """A single attempt per call."""
+        return cls(attempts=1)
+
+
+class TwinneClient:
+    """Async client for Twinne's "Log in With" API.
+
+    Create one per application and share it: all calls go through one
+    connection pool. Use it as an async context manager, or call
+    :meth:`close` when done.
+
+    Example::
+
+        async with TwinneClient(app_id, app_secret) as twinne:
+            print(twinne.login_url())            # send the browser here
+            token = await twinne.exchange(auth_key)  # from the callback's query
+            user = await twinne.get_user_info(token)
+
+    Args:
+        app_id: The app's id from Twinne's developer dashboard.
+        app_secret: The app's secret. Never logged, raised or shown in ``repr()``.
+        base_url: The Sngine site (Twinne by default).
+        session: An :class:`aiohttp.ClientSession` to borrow. It is used as is
+            and never closed by the client. Without one, the client creates its
+            own inside the running loop on first use and closes it in :meth:`close`.
+        timeout: Per-attempt timeout: seconds, or an :class:`aiohttp.ClientTimeout`.
+        retry: The retry policy for idempotent calls (see :class:`RetryPolicy`).
+        limit: Most connections open at once in the client's own pool.
+        limit_per_host: Most connections to one host (0: no separate limit).
+        token_lifetime: Seconds a token is valid after the exchange (Twinne: 3600).
+        leeway: Seconds before its expiry from which a token counts as expired.
+        max_body_size: Largest answer read, in bytes; larger ones are refused.
+        allow_insecure: Allow a plain ``http://`` base URL to a non-loopback host.
+
+    Raises:
+        ValueError: An empty or malformed app_id/app_secret, or an unusable base URL.
+    """
+
+    def __init__(
+        self,
+        app_id: str | int,
+        app_secret: str,
+        *,
+        base_url: str = _protocol.DEFAULT_BASE_URL,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float | aiohttp.ClientTimeout = 10.0,
+        retry: RetryPolicy | None = None,
+        limit: int = 100,
+        limit_per_host: int = 0,
+        token_lifetime: float = 3600.0,
+        leeway: float = 30.0,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        allow_insecure: bool = False,
+    ) -> None:
+        self._app_id = _protocol.check_identifier("app_id", app_id)
+        self._app_secret = _protocol.check_identifier("app_secret", app_secret)
+        self._base_url = _protocol.check_base_url(base_url, allow_insecure=allow_insecure)
+        if token_lifetime <= 0:
+            raise ValueError("token_lifetime must be positive")
+        if max_body_size <= 0:
+            raise ValueError("max_body_size must be positive")
+        self._timeout = (
+            timeout
+            if isinstance(timeout, aiohttp.ClientTimeout)
+            else aiohttp.ClientTimeout(total=timeout)
+        )
+        self._retry = retry or RetryPolicy()
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._token_lifetime = token_lifetime
+        self._leeway = leeway
+        self._max_body_size = max_body_size
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+
+    # -- configuration ------------------------------------------------------
+
+    @property
+    def app_id(self) -> str:
+        """The app's id (not a secret)."""
+        return self._app_id
+
+    @property
+    def base_url(self) -> str:
+        """The site's base URL, without a trailing slash."""
+        return self._base_url
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy in force."""
+        return self._retry
+
+    @property
+    def leeway(self) -> float:
+        """Seconds before expiry from which a token counts as expired."""
+        return self._leeway
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"TwinneClient(app_id={self._app_id!r}, base_url={self._base_url!r})"
+
+    # -- lifetime -----------------------------------------------------------
+
+    async def __aenter__(self) -> TwinneClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the client's own session. A borrowed session is left open."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("TwinneClient is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, trust_env=False
+            )
+            # aiohttp silently resends an idempotent request once when a
+            # connection drops (aio-libs/aiohttp#10790). For /api/authorize that
+            # would spend the single-use auth_key twice, and our own retry policy
+            # already covers get_user_info, so the hidden retry is turned off on
+            # the session we own. The attribute is private; aiohttp's own test
+            # utilities set it the same way.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
+        return self._session
+
+    # -- the three calls ----------------------------------------------------
+
+    def login_url(self) -> str:
+        """The link that starts a login: send the browser there.
+
+        Twinne takes no ``redirect_uri`` and no ``state``: after approval it
+        sends the user to the redirect URL registered for the app, with
+        ``?auth_key=...`` appended.
+        """
+        return _protocol.login_url(self._base_url, self._app_id)
+
+    async def exchange(self, auth_key: str) -> AccessToken:
+        """Exchange a single-use auth_key for an access token.
+
+        The request is retried only when the connection never opened. Any
+        other failure raises at once, with ``auth_key_may_be_spent`` set when
+        the request may have reached Twinne: the user then needs a new login.
+
+        Args:
+            auth_key: The ``auth_key`` from the callback's query string.
+
+        Returns:
+            The token, valid for ``token_lifetime`` seconds from now.
+
+        Raises:
+            ValueError: The auth_key is empty or holds whitespace/control characters.
+            InvalidAuthKeyError: Unknown or already used key.
+            InvalidSecretError: Wrong app_secret.
+            InvalidAppError: Unknown or disabled app.
+            TransportError: No answer.
+            HTTPStatusError: Non-2xx answer.
+            ProtocolError: An answer that is not Twinne's.
+        """
+        key = _protocol.check_identifier("auth_key", auth_key)
+        url = _protocol.authorize_url(self._base_url, self._app_id, self._app_secret, key)
+        issued_at = dt.datetime.now(_UTC)
+        secrets = (self._app_secret, key)
+        status, headers, body, attempts = await self._fetch(url, secrets, spends_key=True)
+        try:
+            return _protocol.parse_exchange(
+                status, headers, body, now=issued_at, lifetime=self._token_lifetime
+            )
+        except (HTTPStatusError, ProtocolError) as exc:
+            # The request reached a server: Twinne may have spent the key.
+            error: TwinneError = _protocol.mark(exc, attempts=attempts, spent=True)
+        raise error
+
+    async def get_user_info(self, token: AccessToken | str) -> UserInfo:
+        """Fetch the profile of the user a token belongs to.
+
+        An :class:`AccessToken` past its local expiry (minus ``leeway``) raises
+        :class:`TokenExpiredError` without a request; Twinne's own "expired
+        access_token" answer raises the same error.
+
+        Args:
+            token: An :class:`AccessToken` or the token's string value.
+
+        Raises:
+            TokenExpiredError: Expired, locally or by Twinne's word.
+            InvalidTokenError: Unknown token.
+            UserNotFoundError: The user no longer exists.
+            TransportError: No answer after retries.
+            HTTPStatusError: Non-2xx answer after retries.
+            ProtocolError: An answer that is not Twinne's.
+            ValueError: An empty or malformed token string.
+        """
+        if isinstance(token, AccessToken):
+            if token.is_expired(self._leeway):
+                raise TokenExpiredError(
+                    f"access token {token.fingerprint} expired at "
+                    f"{token.expires_at.isoformat()} (local clock)",
+                    status=None,
+                )
+            value = token.value
+        else:
+            value = _protocol.check_identifier("access_token", token)
+        url = _protocol.user_info_url(self._base_url, value)
+        status, headers, body, _ = await self._fetch(url, (self._app_secret, value))
+        return _protocol.parse_user_info(status, headers, body, base_url=self._base_url)
+
+    # -- sending ------------------------------------------------------------
+
+    async def _fetch(
+        self, url: str, secrets: tuple[str, ...], *, spends_key: bool = False
+    ) -> tuple[int, Mapping[str, str], bytes, int]:
+        """GET *url* under the retry policy; return (status, headers, body, attempts).
+
+        The first attempt runs without any retry machinery (it is the hot path:
+        building a retry context costs more than the request's own overhead).
+        Only a failure enters stamina's loop, which replays that failure as its
+        first attempt so backoff and attempt counting stay stamina's.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry.deadline
+        try:
+            status, headers, body = await self._attempt(url, secrets, deadline, 1, spends_key)
+        except TwinneError as exc:
+            failure = exc
+        else:
+            if status not in _protocol.RETRYABLE_STATUSES or spends_key:
+                return status, headers, body, 1
+            failure = _protocol.status_error(status, headers, body)
+        if self._retry.attempts == 1 or not self._should_retry(failure, spends_key):
+            raise failure
+
+        pending: TwinneError | None = failure
+        policy = self._retry
+        async for attempt in stamina.retry_context(
+            on=lambda exc: self._backoff(exc, deadline, spends_key, url),
+            attempts=policy.attempts,
+            timeout=None,  # the deadline is enforced by _backoff and per-attempt timeouts
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+        ):
+            with attempt:
+                if pending is not None:
+                    replayed, pending = pending, None
+                    raise replayed
+                status, headers, body = await self._attempt(
+                    url, secrets, deadline, attempt.num, spends_key
+                )
+                if status in _protocol.RETRYABLE_STATUSES and not spends_key:
+                    raise _protocol.mark(
+                        _protocol.status_error(status, headers, body),
+                        attempts=attempt.num,
+                        spent=False,
+                    )
+                return status, headers, body, attempt.num
+        raise AssertionError("unreachable: stamina re-raises the last failure")  # pragma: no cover
+
+    def _should_retry(self, exc: BaseException, spends_key: bool) -> bool:
+        if not isinstance(exc, TwinneError):
+            return False
+        if spends_key:
+            # Only a connection that never opened provably did not spend the key.
+            return isinstance(exc, TransportError) and not exc.auth_key_may_be_spent
+        if isinstance(exc, TransportError):
+            return True
+        return isinstance(exc, HTTPStatusError) and exc.status in _protocol.RETRYABLE_STATUSES
+
+    def _backoff(
+        self, exc: Exception, deadline: float, spends_key: bool, url: str
+    ) -> bool | float:
+        """stamina's ``on=`` hook: retry or not, and Retry-After's wait if any."""
+        if not self._should_retry(exc, spends_key):
+            return False
+        assert isinstance(exc, TwinneError)  # narrowed by _should_retry, for mypy
+        remaining = deadline - asyncio.get_running_loop().time()
+        wait: bool | float = True
+        if isinstance(exc, HTTPStatusError) and exc.retry_after is not None:
+            if exc.retry_after > remaining:
+                return False  # the server asks for longer than we have left
+            wait = min(exc.retry_after, self._retry.retry_after_max)
+        if remaining <= 0:
+            return False
+        if _log.isEnabledFor(logging.DEBUG) and exc.attempts < self._retry.attempts:
+            _log.debug(
+                "retrying GET %s after attempt %d of %d failed: %s",
+                redact_url(url),
+                exc.attempts,
+                self._retry.attempts,
+                exc,
+            )
+        return wait
+
+    async def _attempt(
+        self, url: str, secrets: tuple[str, ...], deadline: float, number: int, spends_key: bool
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One GET. aiohttp failures become a redacted :class:`TransportError`.
+
+        The aiohttp exception is not chained: its text holds the full URL with
+        the secrets in the query. The error is raised outside the ``except``
+        block so that it carries no ``__context__`` either.
+        """
+        session = self._get_session()
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise TransportError(
+                f"deadline of {self._retry.deadline:g}s exceeded before attempt {number}",
+                attempts=number - 1,
+                cause="deadline",
+            )
+        timeout = self._timeout
+        if timeout.total is None or timeout.total > remaining:
+            timeout = attrs.evolve(timeout, total=remaining)
+        error: TransportError
+        try:
+            async with session.get(
+                URL(url, encoded=True), allow_redirects=False, timeout=timeout
+            ) as resp:
+                status = resp.status
+                if 300 <= status < 400:
+                    # Never follow: the query carries secrets to wherever it points.
+                    location = URL(resp.headers.get("Location", "")).host or "another page"
+                    raise HTTPStatusError(
+                        f"Twinne answered HTTP {status}, a redirect to {location}; "
+                        "redirects from the API are not followed",
+                        status=status,
+                        attempts=number,
+                        auth_key_may_be_spent=spends_key,
+                    )
+                body = await self._read_body(resp)
+                return status, resp.headers, body
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # The connection never opened: the request provably did not leave.
+            error = self._transport_error("could not connect to Twinne", exc, secrets, number)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            error = self._transport_error("no complete answer from Twinne", exc, secrets, number)
+            error.auth_key_may_be_spent = spends_key
+        raise error
+
+    def _transport_error(
+        self, what: str, exc: BaseException, secrets: tuple[str, ...], number: int
+    ) -> TransportError:
+        kind = type(exc).__name__
+        detail = redact_text(str(exc), secrets)
+        text = f"{what}: {kind}" + (f": {detail}" if detail else "")
+        if number > 1:
+            text += f" (after {number} attempts)"
+        return TransportError(text, attempts=number, cause=kind)
+
+    async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
+        limit = self._max_body_size
+        length = resp.content_length
+        if length is not None:
+            if length > limit:
+                raise _protocol.too_large(limit, status=resp.status)
+            return await resp.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise _protocol.too_large(limit, status=resp.status)
+            chunks.append(chunk)
+        return b"".join(chunks)
