@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Final
 
@@ -29,7 +29,7 @@ from .errors import (
     TransportError,
     TwinneError,
 )
-from .models import AccessToken, UserInfo
+from .models import AccessToken, ProfileResult, UserInfo
 
 __all__ = ["RetryPolicy", "TwinneClient"]
 
@@ -306,6 +306,39 @@ class TwinneClient:
         url = _protocol.user_info_url(self._base_url, value)
         status, headers, body, _ = await self._fetch(url, (self._app_secret, value))
         return _protocol.parse_user_info(status, headers, body, base_url=self._base_url)
+
+    # -- bulk ---------------------------------------------------------------
+
+    def fetch_profiles(
+        self,
+        tokens: Iterable[AccessToken | str] | AsyncIterable[AccessToken | str],
+        *,
+        concurrency: int = 32,
+        ordered: bool = False,
+        rate: float | None = None,
+    ) -> AsyncIterator[ProfileResult]:
+        """Fetch many profiles with bounded concurrency, yielding one result per input.
+
+        See :func:`aiotwinne.bulk.fetch_profiles` for the full contract.
+        """
+        from .bulk import fetch_profiles
+
+        return fetch_profiles(self, tokens, concurrency=concurrency, ordered=ordered, rate=rate)
+
+    async def gather_profiles(
+        self,
+        tokens: Iterable[AccessToken | str] | AsyncIterable[AccessToken | str],
+        *,
+        concurrency: int = 32,
+        rate: float | None = None,
+    ) -> list[ProfileResult]:
+        """Fetch many profiles and return the results as a list in input order."""
+        return [
+            result
+            async for result in self.fetch_profiles(
+                tokens, concurrency=concurrency, ordered=True, rate=rate
+            )
+        ]
 
     # -- sending ------------------------------------------------------------
 
