@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from typing import TypeVar
 
-__all__ = ["SECRET_PARAMS", "fingerprint", "redact_text", "redact_url"]
+__all__ = ["SECRET_PARAMS", "fingerprint", "redact_text", "redact_url", "scrub"]
 
 #: Query parameters whose values are secrets.
 SECRET_PARAMS = frozenset({"app_secret", "auth_key", "access_token"})
@@ -60,6 +61,27 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
             text = text.replace(secret, _MASK)
     text = _PAIR.sub(_mask_pair, text)
     return _HEX_RUN.sub(_MASK, text)
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def scrub(error: _E, secrets: Iterable[str]) -> _E:
+    """Mask *secrets* in an exception's text fields, in place; return it.
+
+    The client calls this on every error it raises, with the secrets of the
+    call at hand: a server's page may quote them (a SQL error echoing the
+    auth_key), and only the caller knows their exact values.
+    """
+    secrets = tuple(secrets)
+    for name in ("message", "snippet"):
+        value = getattr(error, name, None)
+        if isinstance(value, str):
+            setattr(error, name, redact_text(value, secrets))
+    error.args = tuple(
+        redact_text(arg, secrets) if isinstance(arg, str) else arg for arg in error.args
+    )
+    return error
 
 
 def fingerprint(secret: str) -> str:

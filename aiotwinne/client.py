@@ -21,7 +21,7 @@ import stamina
 from yarl import URL
 
 from . import _protocol
-from ._redact import redact_text, redact_url
+from ._redact import redact_text, redact_url, scrub
 from .errors import (
     HTTPStatusError,
     ProtocolError,
@@ -263,16 +263,19 @@ class TwinneClient:
         key = _protocol.check_identifier("auth_key", auth_key)
         url = _protocol.authorize_url(self._base_url, self._app_id, self._app_secret, key)
         issued_at = dt.datetime.now(_UTC)
-        secrets = (self._app_secret, key)
-        status, headers, body, attempts = await self._fetch(url, secrets, spends_key=True)
         try:
+            status, headers, body, _ = await self._fetch(
+                url, (self._app_secret, key), spends_key=True
+            )
             return _protocol.parse_exchange(
                 status, headers, body, now=issued_at, lifetime=self._token_lifetime
             )
         except (HTTPStatusError, ProtocolError) as exc:
             # The request reached a server: Twinne may have spent the key.
-            error: TwinneError = _protocol.mark(exc, attempts=attempts, spent=True)
-        raise error
+            error: TwinneError = _protocol.mark(exc, attempts=exc.attempts, spent=True)
+        except TwinneError as exc:
+            error = exc
+        raise scrub(error, (self._app_secret, key))
 
     async def get_user_info(self, token: AccessToken | str) -> UserInfo:
         """Fetch the profile of the user a token belongs to.
@@ -304,8 +307,12 @@ class TwinneClient:
         else:
             value = _protocol.check_identifier("access_token", token)
         url = _protocol.user_info_url(self._base_url, value)
-        status, headers, body, _ = await self._fetch(url, (self._app_secret, value))
-        return _protocol.parse_user_info(status, headers, body, base_url=self._base_url)
+        try:
+            status, headers, body, _ = await self._fetch(url, (self._app_secret, value))
+            return _protocol.parse_user_info(status, headers, body, base_url=self._base_url)
+        except TwinneError as exc:
+            error = exc
+        raise scrub(error, (self._app_secret, value))
 
     # -- bulk ---------------------------------------------------------------
 

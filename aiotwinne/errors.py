@@ -124,9 +124,7 @@ class TransportError(TwinneError):
         auth_key_may_be_spent: bool = False,
         cause: str | None = None,
     ) -> None:
-        super().__init__(
-            message, attempts=attempts, auth_key_may_be_spent=auth_key_may_be_spent
-        )
+        super().__init__(message, attempts=attempts, auth_key_may_be_spent=auth_key_may_be_spent)
         self.cause = cause
 
 

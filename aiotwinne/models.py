@@ -308,20 +308,33 @@ def user_info_from_wire(wire: Mapping[str, Any], *, base_url: str) -> UserInfo:
         base_url: The site's base URL, for the picture and cover URLs.
 
     Raises:
-        ValueError: A field that cannot be read (cattrs' ``ClassValidationError``
-            is one), e.g. a non-numeric ``user_id``.
+        ValueError: A field that cannot be read, e.g. a non-numeric ``user_id``.
         KeyError: ``user_id`` or ``user_name`` is missing.
     """
     for key in ("user_id", "user_name"):
         if key not in wire:
             raise KeyError(f"{key} is missing")
-    base = _structure_user(wire, UserInfo)
+    try:
+        base = _structure_user(wire, UserInfo)
+    except cattrs.BaseValidationError as exc:
+        # An exception group; flatten it to one line naming the wire fields.
+        problems = "; ".join(_wire_paths(cattrs.transform_error(exc)))
+        raise ValueError(problems) from None
     return attrs.evolve(
         base,
         picture_url=_public_url(base_url, base.picture),
         cover_url=_public_url(base_url, base.cover),
         extra=_extra_items(wire),
     )
+
+
+def _wire_paths(problems: list[str]) -> list[str]:
+    # cattrs names model fields ("@ $.id"); a Twinne reader knows the wire keys.
+    out = []
+    for problem in problems:
+        text, _, path = problem.rpartition(" @ $.")
+        out.append(f"{_WIRE_NAMES.get(path, path)}: {text}" if text else problem)
+    return out
 
 
 def _extra_items(wire: Mapping[str, Any]) -> dict[str, Any]:
