@@ -1,0 +1,145 @@
+"""pytest fixtures for code that talks to Twinne: a running emulator and a client for it.
+
+Opt in from your top-level ``conftest.py`` (or a test module)::
+
+    pytest_plugins = ["aiotwinne.testing.pytest_plugin"]
+
+There is no auto-loading entry point, so these fixture names never clash with
+yours unless you ask for them. The fixtures are async and need pytest-asyncio
+(they are declared with ``pytest_asyncio.fixture``, so strict mode works too);
+all are function-scoped.
+
+Fixtures:
+
+* ``twinne_emulator``: a running :class:`~aiotwinne.testing.TwinneEmulator`
+  with one app (:attr:`~aiotwinne.testing.TwinneEmulator.default_app`, named
+  ``"Test App"``, redirect URL ``/callback``) and one user
+  (:attr:`~aiotwinne.testing.TwinneEmulator.default_user`, username
+  ``"user1"``).
+* ``twinne_client``: a :class:`~aiotwinne.TwinneClient` for that app, whose
+  retries never sleep (``RetryPolicy.no_wait()``).
+* ``twinne_emulator_factory``: ``await factory(**options)`` starts another
+  emulator (options as for :class:`~aiotwinne.testing.TwinneEmulator`), with no
+  app or user.
+* ``twinne_client_factory``: ``factory(app=None, *, emulator=None, **options)``
+  builds another client (e.g. a wrong secret, a short timeout), for
+  ``twinne_emulator`` and its default app unless told otherwise.
+
+Everything is closed at teardown.
+
+Example::
+
+    async def test_login(twinne_emulator, twinne_client):
+        emu = twinne_emulator
+        auth_key = emu.authorize(emu.default_user, emu.default_app)
+        token = await twinne_client.exchange(auth_key)
+        user = await twinne_client.get_user_info(token)
+        assert user.username == emu.default_user.username
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import pytest_asyncio
+
+from ..client import RetryPolicy, TwinneClient
+from ._emulator import TwinneEmulator
+from ._model import EmulatedApp
+
+__all__ = [
+    "ClientFactory",
+    "EmulatorFactory",
+    "twinne_client",
+    "twinne_client_factory",
+    "twinne_emulator",
+    "twinne_emulator_factory",
+]
+
+
+class EmulatorFactory(Protocol):
+    """The type of ``twinne_emulator_factory``."""
+
+    async def __call__(self, **options: Any) -> TwinneEmulator:
+        """Start an emulator with these :class:`TwinneEmulator` options; closed at teardown."""
+
+
+class ClientFactory(Protocol):
+    """The type of ``twinne_client_factory``."""
+
+    def __call__(
+        self,
+        app: EmulatedApp | None = None,
+        *,
+        emulator: TwinneEmulator | None = None,
+        **options: Any,
+    ) -> TwinneClient:
+        """Build a client for *app* on *emulator*; closed at teardown.
+
+        Args:
+            app: Whose credentials to use (default: the emulator's default app).
+            emulator: Which emulator (default: ``twinne_emulator``).
+            **options: :class:`TwinneClient` options. ``retry`` defaults to
+                ``RetryPolicy.no_wait()``; ``app_secret=`` overrides the secret.
+        """
+
+
+@pytest_asyncio.fixture
+async def twinne_emulator_factory() -> AsyncIterator[EmulatorFactory]:
+    """Start emulators on demand (``await factory(**options)``); all closed at teardown."""
+    started: list[TwinneEmulator] = []
+
+    async def factory(**options: Any) -> TwinneEmulator:
+        emulator = TwinneEmulator(**options)
+        await emulator.start()
+        started.append(emulator)
+        return emulator
+
+    try:
+        yield factory
+    finally:
+        for emulator in reversed(started):
+            await emulator.close()
+
+
+@pytest_asyncio.fixture
+async def twinne_emulator(twinne_emulator_factory: EmulatorFactory) -> TwinneEmulator:
+    """A running emulator with one app (``.default_app``) and one user (``.default_user``)."""
+    emulator = await twinne_emulator_factory()
+    emulator.add_app(name="Test App", redirect_url="/callback")
+    emulator.add_user()
+    return emulator
+
+
+@pytest_asyncio.fixture
+async def twinne_client_factory(twinne_emulator: TwinneEmulator) -> AsyncIterator[ClientFactory]:
+    """Build more clients: ``factory(app=None, *, emulator=None, **options)``."""
+    clients: list[TwinneClient] = []
+
+    def factory(
+        app: EmulatedApp | None = None,
+        *,
+        emulator: TwinneEmulator | None = None,
+        **options: Any,
+    ) -> TwinneClient:
+        target = emulator if emulator is not None else twinne_emulator
+        registered = app if app is not None else target.default_app
+        options.setdefault("base_url", target.base_url)
+        options.setdefault("retry", RetryPolicy.no_wait())
+        secret = options.pop("app_secret", registered.secret)
+        client = TwinneClient(registered.app_id, secret, **options)
+        clients.append(client)
+        return client
+
+    try:
+        yield factory
+    finally:
+        for client in reversed(clients):
+            await client.close()
+
+
+@pytest_asyncio.fixture
+async def twinne_client(twinne_client_factory: ClientFactory) -> TwinneClient:
+    """A :class:`TwinneClient` for ``twinne_emulator``'s default app, retrying without sleeps."""
+    return twinne_client_factory()
