@@ -7,14 +7,17 @@ with a controllable clock and fault injection. The pytest fixtures live in
 """
 
 from ._emulator import SESSION_COOKIE, TwinneEmulator, run_emulator
+from ._factories import ClientFactory, EmulatorFactory
 from ._faults import FaultKind
 from ._model import USER_FIELDS, EmulatedApp, EmulatedUser, Endpoint, RequestRecord
 
 __all__ = [
     "SESSION_COOKIE",
     "USER_FIELDS",
+    "ClientFactory",
     "EmulatedApp",
     "EmulatedUser",
+    "EmulatorFactory",
     "Endpoint",
     "FaultKind",
     "RequestRecord",

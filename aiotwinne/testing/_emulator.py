@@ -172,6 +172,7 @@ class TwinneEmulator:
         self.requests: list[RequestRecord] = []
         self._counts: Counter[str] = Counter()
         self._in_flight = 0
+        self._idle: asyncio.Event | None = None  # set when _in_flight drops to 0
         self.peak_concurrency = 0
 
     # -- lifecycle ----------------------------------------------------------
@@ -589,6 +590,18 @@ class TwinneEmulator:
         """Requests being handled right now."""
         return self._in_flight
 
+    async def wait_idle(self) -> None:
+        """Wait until no request is in flight.
+
+        A client that timed out has left, but the emulator may still be
+        working on its request (a ``latency`` fault): wait for it before
+        checking what that request did.
+        """
+        while self._in_flight:
+            if self._idle is None:
+                self._idle = asyncio.Event()
+            await self._idle.wait()
+
     def reset_stats(self) -> None:
         """Forget recorded requests, counts and the concurrency peak (not faults)."""
         self.requests.clear()
@@ -731,6 +744,9 @@ class TwinneEmulator:
             )
         finally:
             self._in_flight -= 1
+            if not self._in_flight and self._idle is not None:
+                self._idle.set()
+                self._idle = None
             if not self._fast:
                 self._record(request, endpoint, status, fault, processed=answer is not None)
 

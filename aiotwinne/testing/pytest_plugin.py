@@ -25,7 +25,10 @@ Fixtures:
   builds another client (e.g. a wrong secret, a short timeout), for
   ``twinne_emulator`` and its default app unless told otherwise.
 
-Everything is closed at teardown.
+Everything is closed at teardown. Annotate the factories with
+:class:`aiotwinne.testing.EmulatorFactory` and
+:class:`aiotwinne.testing.ClientFactory`; do not import this module yourself
+(pytest would then not rewrite its asserts, and warns).
 
 Example::
 
@@ -40,49 +43,21 @@ Example::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 import pytest_asyncio
 
 from ..client import RetryPolicy, TwinneClient
 from ._emulator import TwinneEmulator
+from ._factories import ClientFactory, EmulatorFactory
 from ._model import EmulatedApp
 
 __all__ = [
-    "ClientFactory",
-    "EmulatorFactory",
     "twinne_client",
     "twinne_client_factory",
     "twinne_emulator",
     "twinne_emulator_factory",
 ]
-
-
-class EmulatorFactory(Protocol):
-    """The type of ``twinne_emulator_factory``."""
-
-    async def __call__(self, **options: Any) -> TwinneEmulator:
-        """Start an emulator with these :class:`TwinneEmulator` options; closed at teardown."""
-
-
-class ClientFactory(Protocol):
-    """The type of ``twinne_client_factory``."""
-
-    def __call__(
-        self,
-        app: EmulatedApp | None = None,
-        *,
-        emulator: TwinneEmulator | None = None,
-        **options: Any,
-    ) -> TwinneClient:
-        """Build a client for *app* on *emulator*; closed at teardown.
-
-        Args:
-            app: Whose credentials to use (default: the emulator's default app).
-            emulator: Which emulator (default: ``twinne_emulator``).
-            **options: :class:`TwinneClient` options. ``retry`` defaults to
-                ``RetryPolicy.no_wait()``; ``app_secret=`` overrides the secret.
-        """
 
 
 @pytest_asyncio.fixture

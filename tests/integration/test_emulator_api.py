@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from aiotwinne._protocol import MESSAGES
-from aiotwinne.testing import USER_FIELDS, EmulatedApp, TwinneEmulator
+from aiotwinne.testing import USER_FIELDS, EmulatedApp, EmulatorFactory, TwinneEmulator
 
 pytest_plugins = ["aiotwinne.testing.pytest_plugin"]
 
@@ -92,7 +92,7 @@ async def test_valid_token_is_handed_back_on_a_new_exchange(
 
 
 async def test_fresh_token_each_exchange_when_reuse_is_off(
-    twinne_emulator_factory: Any, browser: aiohttp.ClientSession
+    twinne_emulator_factory: EmulatorFactory, browser: aiohttp.ClientSession
 ) -> None:
     """With ``reuse_valid_tokens=False`` every exchange issues a new token and voids the old."""
     emu = await twinne_emulator_factory(reuse_valid_tokens=False)
@@ -213,7 +213,7 @@ async def test_token_expires_on_the_emulator_clock(
 
 
 async def test_token_lifetime_is_configurable(
-    twinne_emulator_factory: Any, browser: aiohttp.ClientSession
+    twinne_emulator_factory: EmulatorFactory, browser: aiohttp.ClientSession
 ) -> None:
     """A shorter ``token_lifetime`` (as some Sngine versions check) expires sooner."""
     emu = await twinne_emulator_factory(token_lifetime=60)
