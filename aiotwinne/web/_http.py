@@ -1,0 +1,177 @@
+"""Pure request hygiene: safe return paths, the callback's auth_key, navigation vs API calls.
+
+Nothing here touches a session or Twinne; every function is tested by feeding it
+strings or a few headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import unquote, urlsplit
+
+__all__ = [
+    "MAX_AUTH_KEY_LENGTH",
+    "MAX_RETURN_PATH_LENGTH",
+    "auth_key_from_query",
+    "is_navigation",
+    "prefers_json",
+    "safe_return_path",
+]
+
+#: Longest return path kept; a longer one falls back to ``/``.
+MAX_RETURN_PATH_LENGTH: Final = 2048
+#: Longest auth_key accepted (stock Sngine sends 32 characters).
+MAX_AUTH_KEY_LENGTH: Final = 256
+
+# Printable ASCII without space and backslash. Paths that come from a request
+# URL are already percent-encoded, so a legitimate path never needs more.
+_PATH_CHARS: Final = re.compile(r"[!-\[\]-~]*")
+_BAD_KEY_CHARS: Final = re.compile(r"[\s\x00-\x1f\x7f]")
+_CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
+_DECODE_ROUNDS: Final = 4
+
+
+def safe_return_path(value: str | None, *, default: str = "/") -> str:
+    """Return *value* if it is a same-origin relative path, else *default*.
+
+    The page a login returns to arrives from the outside (the ``next``
+    parameter, or the URL of a request that needed a login), and a redirect to
+    it after login must never leave the site. Accepted: a path that starts with
+    exactly one ``/``, made of printable ASCII without spaces or backslashes,
+    at most :data:`MAX_RETURN_PATH_LENGTH` characters, and which still
+    satisfies the same rules after each round of percent-decoding (so
+    ``/%2F%2Fevil.example`` and its double-encoded spellings are refused as
+    well). Everything else — absolute URLs, ``//host``, ``/\\host``,
+    ``javascript:``, CR/LF, empty — gives *default*.
+
+    Args:
+        value: The candidate path, query string allowed.
+        default: What to return for a refused value.
+
+    Returns:
+        *value* unchanged, or *default*.
+
+    Example:
+        >>> safe_return_path("/account?tab=2")
+        '/account?tab=2'
+        >>> safe_return_path("//evil.example/")
+        '/'
+    """
+    if not value or len(value) > MAX_RETURN_PATH_LENGTH:
+        return default
+    if _PATH_CHARS.fullmatch(value) is None or not _is_local_path(value):
+        return default
+    candidate = value
+    for _ in range(_DECODE_ROUNDS):
+        try:
+            decoded = unquote(candidate, errors="strict")
+        except UnicodeDecodeError:
+            return default
+        if decoded == candidate:
+            return value
+        # Decoded forms may hold any text (an encoded UTF-8 path is fine), but
+        # must not turn into another host or a header injection.
+        if _CONTROL_CHARS.search(decoded) or not _is_local_path(decoded):
+            return default
+        candidate = decoded
+    # Still changing after several rounds of decoding: nobody needs that.
+    return default
+
+
+def _is_local_path(text: str) -> bool:
+    if not text.startswith("/") or text.startswith(("//", "/\\")):
+        return False
+    parts = urlsplit(text)
+    return not parts.scheme and not parts.netloc
+
+
+def auth_key_from_query(raw_query: str) -> str | None:
+    """Find the one ``auth_key`` in a callback's raw query string.
+
+    Twinne appends ``?auth_key=KEY`` as plain text, even when the registered
+    redirect URL already has a query (``/cb?x=1?auth_key=KEY``), so the
+    query is split on both ``&`` and ``?`` rather than read with a standard
+    parser. Only what PROTOCOL.md calls a caller's mistake is refused (empty,
+    whitespace or control characters) plus an absurd length; the key is not
+    required to be hex, because other Sngine sites may differ.
+
+    Args:
+        raw_query: The query string as received, still percent-encoded.
+
+    Returns:
+        The decoded key, or ``None`` when it is missing, given more than
+        once, empty, longer than :data:`MAX_AUTH_KEY_LENGTH`, or holds
+        whitespace or control characters.
+    """
+    found: list[str] = []
+    for part in re.split(r"[&?;]", raw_query):
+        name, sep, value = part.partition("=")
+        if sep and unquote(name) == "auth_key":
+            found.append(value)
+    if len(found) != 1:
+        return None
+    try:
+        key = unquote(found[0].replace("+", " "), errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if not key or len(key) > MAX_AUTH_KEY_LENGTH or _BAD_KEY_CHARS.search(key):
+        return None
+    return key
+
+
+def prefers_json(accept: str | None) -> bool:
+    """Whether an ``Accept`` header ranks ``application/json`` above ``text/html``.
+
+    A missing header, ``*/*`` alone, or a tie count as HTML: a browser's plain
+    navigation must get pages.
+    """
+    if not accept:
+        return False
+    json_q = html_q = -1.0
+    for item in accept.split(","):
+        media, _, params = item.strip().partition(";")
+        media = media.strip().lower()
+        q = _quality(params)
+        if media in ("application/json", "application/problem+json") or media.endswith("+json"):
+            json_q = max(json_q, q)
+        elif media in ("text/html", "application/xhtml+xml"):
+            html_q = max(html_q, q)
+    return json_q > 0 and json_q > html_q
+
+
+def _quality(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def is_navigation(method: str, headers: Mapping[str, str]) -> bool:
+    """Whether a request is a top-level browser navigation that may be redirected.
+
+    Only a ``GET``/``HEAD`` is replayed after a login (a ``POST`` never is).
+    Fetch metadata decides when present (``Sec-Fetch-Mode: navigate`` with
+    ``Sec-Fetch-Dest: document``); ``X-Requested-With`` marks a script; an
+    ``Accept`` header that prefers JSON over HTML marks an API caller.
+
+    Args:
+        method: The request method.
+        headers: The request headers (case-insensitive mapping).
+    """
+    if method not in ("GET", "HEAD"):
+        return False
+    mode = headers.get("Sec-Fetch-Mode")
+    if mode is not None and mode != "navigate":
+        return False
+    dest = headers.get("Sec-Fetch-Dest")
+    if dest is not None and dest != "document":
+        return False
+    if "X-Requested-With" in headers:
+        return False
+    return not prefers_json(headers.get("Accept"))

@@ -1,0 +1,487 @@
+"""The guard: who is signed in, and what a request that needs a login gets.
+
+When the guard calls Twinne
+---------------------------
+Never on the hot path. The session holds the token, its expiry and a user
+summary (see :mod:`._record`), so a guarded request costs one session load
+and one comparison with the clock; :func:`get_user` builds its
+:class:`~aiotwinne.UserInfo` from that summary. Twinne is asked only at the
+callback (exchange + user info), for Bearer tokens (cached, see
+:mod:`._bearer`), and when a handler calls ``get_user(request, fresh=True)``,
+whose "expired access_token" answer is handled exactly like a local expiry.
+
+The re-login decision
+---------------------
+A request that needs a login and is a top-level ``GET``/``HEAD`` navigation
+is redirected to Twinne with a pending login that returns to the same page;
+Twinne bounces a user who approved before straight back, so an expired hour
+is an invisible round trip. Anything else (a ``POST``, a script, an API
+client) gets ``401`` with a ``login_url`` and is never replayed. Logins the
+guard starts in a row without a page served in between are counted; past
+``max_auto_logins`` the browser gets an error page, never a redirect loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar, overload
+from urllib.parse import quote, urlsplit
+
+import aiohttp_session
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler, Middleware
+
+from ..errors import InvalidTokenError, TwinneError, UserNotFoundError
+from ..models import AccessToken, UserInfo
+from . import _record
+from ._bearer import parse_bearer
+from ._config import Settings
+from ._http import is_navigation, safe_return_path
+from ._pages import NO_STORE, error_response, login_required_response
+from ._record import SESSION_KEY, Pending
+
+__all__ = [
+    "bearer_required",
+    "get_token",
+    "get_user",
+    "load_session",
+    "login_link",
+    "login_required",
+    "make_middleware",
+    "record_of",
+    "require_bearer",
+    "require_login",
+    "return_path",
+    "settings_of",
+    "start_login",
+]
+
+_log = logging.getLogger("aiotwinne.web")
+
+# Per-request state. web.RequestKey (newer aiohttp) avoids its NotAppKeyWarning;
+# older versions take plain strings.
+_REQUEST_KEY: Any = getattr(web, "RequestKey", None)
+
+
+def _request_key(name: str, kind: type) -> Any:
+    return _REQUEST_KEY(name, kind) if _REQUEST_KEY is not None else name
+
+
+_SETTINGS: Final = _request_key("aiotwinne.settings", Settings)
+_AUTH: Final = _request_key("aiotwinne.auth", dict)
+_USER: Final = _request_key("aiotwinne.user", UserInfo)
+_BEARER: Final = _request_key("aiotwinne.bearer", bool)
+
+_H = TypeVar("_H", bound=Callable[..., Awaitable[web.StreamResponse]])
+_V = TypeVar("_V", bound=type[web.View])
+
+
+# -- plumbing ---------------------------------------------------------------
+
+
+def settings_of(request: web.Request) -> Settings:
+    """The settings the middleware attached to *request*.
+
+    Raises:
+        RuntimeError: ``aiotwinne.web.setup()`` was not called for this app.
+    """
+    settings: Settings | None = request.get(_SETTINGS)
+    if settings is None:
+        raise RuntimeError(
+            "aiotwinne.web middleware is not installed: call "
+            "aiotwinne.web.setup(app, client) after aiohttp_session.setup(app, storage)"
+        )
+    return settings
+
+
+async def load_session(request: web.Request) -> aiohttp_session.Session:
+    """The request's session; a storage that cannot answer gives a 503 page.
+
+    With ``RedisStorage`` a Redis outage would otherwise surface as a 500 with
+    a traceback. (A failure while *saving* happens in aiohttp-session's own
+    middleware, outside ours.)
+    """
+    try:
+        return await aiohttp_session.get_session(request)
+    except RuntimeError:
+        raise  # aiohttp-session is not set up: a programming error, shown as such
+    except Exception as exc:  # the storage's own errors (redis, OS) have no common base
+        _log.error("session storage failed: %s", type(exc).__name__)
+        raise error_response(
+            request,
+            status=503,
+            code="session_unavailable",
+            title="Sessions are unavailable",
+            detail="The site cannot reach its session store right now. Please retry shortly.",
+            retry_url=None,
+        ) from None
+
+
+def record_of(session: aiohttp_session.Session) -> dict[str, Any]:
+    """A copy of aiotwinne's record in *session* (``{}`` when absent)."""
+    record = session.get(SESSION_KEY)
+    return dict(record) if isinstance(record, dict) else {}
+
+
+def login_link(settings: Settings, next_path: str) -> str:
+    """The login route's URL that returns to *next_path*."""
+    return f"{settings.login_path}?next={quote(next_path, safe='/')}"
+
+
+def return_path(settings: Settings, candidate: str | None) -> str:
+    """A safe page to return to after login (never one of the login routes)."""
+    path = safe_return_path(candidate)
+    # Returning to a login route after a login would start another one.
+    if urlsplit(path).path in settings.own_paths:
+        return "/"
+    return path
+
+
+def _referer_path(request: web.Request) -> str | None:
+    referer = request.headers.get(hdrs.REFERER)
+    if not referer:
+        return None
+    parts = urlsplit(referer)
+    if parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+# -- starting a login -------------------------------------------------------
+
+
+def start_login(
+    settings: Settings,
+    session: aiohttp_session.Session,
+    next_path: str,
+    *,
+    automatic: bool,
+    retry: bool = False,
+) -> web.HTTPException:
+    """Record a pending login in *session* and return the redirect to Twinne.
+
+    Args:
+        settings: The web layer's settings.
+        session: The browser's session (changed in place).
+        next_path: A safe same-origin path to return to.
+        automatic: Started by the guard or a retry rather than by the user;
+            counted towards ``max_auto_logins``. A login the user asked for
+            resets the count.
+        retry: This is the single retry after a spent auth_key.
+    """
+    now = settings.clock()
+    record = record_of(session)
+    record.pop("auth", None)
+    pending = _record.live_pending(record, now=now, ttl=settings.pending_ttl)
+    pending, _ = _record.add_pending(
+        pending,
+        Pending.new(now, next_path, retry=retry),
+        cap=settings.max_pending,
+        reuse_within=settings.pending_ttl / 2,
+    )
+    _record.write_pending(record, pending)
+    _record.write_auto(record, _record.read_auto(record) + 1 if automatic else 0)
+    session[SESSION_KEY] = record
+    return web.HTTPFound(settings.client.login_url(), headers=NO_STORE)
+
+
+def _login_needed(
+    request: web.Request, settings: Settings, session: aiohttp_session.Session
+) -> web.HTTPException:
+    """What a request that needs a login gets (see the module docstring)."""
+    if not is_navigation(request.method, request.headers):
+        next_path = return_path(settings, _referer_path(request))
+        return login_required_response(request, login_link(settings, next_path))
+    next_path = return_path(settings, request.path_qs)
+    if _record.read_auto(session.get(SESSION_KEY)) >= settings.max_auto_logins:
+        _log.warning("login loop stopped after %d automatic logins", settings.max_auto_logins)
+        return error_response(
+            request,
+            status=502,
+            code="login_loop",
+            title="Logging in keeps failing",
+            detail="Twinne did not complete the login after several attempts.",
+            retry_url=login_link(settings, next_path),
+        )
+    return start_login(settings, session, next_path, automatic=True)
+
+
+# -- who is signed in ---------------------------------------------------------
+
+
+async def _signed_in(request: web.Request, settings: Settings) -> dict[str, Any] | None:
+    """The session's ``auth`` record if its token is still valid, else ``None``."""
+    auth: dict[str, Any] | None = request.get(_AUTH)
+    if auth is not None:
+        return auth
+    session = await load_session(request)
+    record = session.get(SESSION_KEY)
+    if not isinstance(record, dict):
+        return None
+    auth = record.get("auth")
+    if not isinstance(auth, dict):
+        return None
+    expires = auth.get("exp")
+    if not isinstance(expires, (int, float)) or settings.clock() + settings.leeway >= expires:
+        return None
+    if "auto" in record:
+        # A page is being served: the automatic logins that led here worked.
+        record = dict(record)
+        _record.write_auto(record, 0)
+        session[SESSION_KEY] = record
+    request[_AUTH] = auth
+    return auth
+
+
+async def require_login(request: web.Request) -> UserInfo:
+    """Return the signed-in user, or stop the request with a login.
+
+    The explicit form of :func:`login_required`, for handlers that guard only
+    some branches. A navigation is redirected to Twinne (and comes back to the
+    same page); any other request gets ``401`` JSON with a ``login_url``.
+
+    Args:
+        request: The current request.
+
+    Returns:
+        The user, from the session's summary (no call to Twinne).
+
+    Raises:
+        web.HTTPException: The redirect to Twinne, a ``401``, or an error page.
+        RuntimeError: ``aiotwinne.web.setup()`` was not called.
+    """
+    await _ensure_login(request)
+    user = await get_user(request)
+    if user is None:  # pragma: no cover - _ensure_login let a signed-in user through
+        raise RuntimeError("signed-in user vanished")
+    return user
+
+
+async def _ensure_login(request: web.Request) -> None:
+    """The guard's hot path: no model is built, Twinne is not called."""
+    settings = settings_of(request)
+    if request.get(_BEARER) or await _signed_in(request, settings) is not None:
+        return
+    session = await load_session(request)
+    raise _login_needed(request, settings, session)
+
+
+async def get_user(request: web.Request, *, fresh: bool = False) -> UserInfo | None:
+    """The signed-in user, or ``None`` for an anonymous visitor (or an expired login).
+
+    By default the user comes from the summary stored at login (id, username,
+    first and last name, picture URL; other fields are empty) and no call is
+    made. With ``fresh=True`` the full profile is fetched from Twinne with
+    the session's token; if Twinne says the token is expired or unknown, the
+    login is dropped and the request stopped exactly as for a local expiry (a
+    navigation silently logs in again).
+
+    A Bearer-authenticated request (see :func:`bearer_required`) returns the
+    token's user.
+
+    Raises:
+        web.HTTPException: With ``fresh=True``: a re-login, or a ``502``
+            page when Twinne cannot be asked.
+        RuntimeError: ``aiotwinne.web.setup()`` was not called.
+    """
+    settings = settings_of(request)
+    user: UserInfo | None = request.get(_USER)
+    if request.get(_BEARER) or (user is not None and not fresh):
+        return user
+    auth = await _signed_in(request, settings)
+    if auth is None:
+        return None
+    if not fresh:
+        signed_in = _record.read_signed_in({"auth": auth})
+        if signed_in is None:
+            return None
+        request[_USER] = signed_in.user
+        return signed_in.user
+    return await _fetch_user(request, settings, auth)
+
+
+async def _fetch_user(request: web.Request, settings: Settings, auth: dict[str, Any]) -> UserInfo:
+    try:
+        user = await settings.client.get_user_info(str(auth["tk"]))
+    except (InvalidTokenError, UserNotFoundError) as exc:
+        # Twinne's word beats our clock: same as a local expiry.
+        _log.info("session token refused by Twinne (%s): new login", type(exc).__name__)
+        request.pop(_AUTH, None)
+        request.pop(_USER, None)
+        session = await load_session(request)
+        record = record_of(session)
+        record.pop("auth", None)
+        session[SESSION_KEY] = record
+        raise _login_needed(request, settings, session) from None
+    except TwinneError as exc:
+        _log.warning("user info unavailable: %s", type(exc).__name__)
+        raise error_response(
+            request,
+            status=502,
+            code="provider_unavailable",
+            title="Twinne is unavailable",
+            detail="Your profile could not be loaded from Twinne. Please retry shortly.",
+            retry_url=None,
+        ) from None
+    request[_USER] = user
+    return user
+
+
+async def get_token(request: web.Request) -> AccessToken | None:
+    """The session's access token while it is valid, else ``None``.
+
+    For calls of your own with the :class:`~aiotwinne.TwinneClient`. Its times
+    are on the web layer's clock.
+    """
+    auth = await _signed_in(request, settings_of(request))
+    signed_in = _record.read_signed_in({"auth": auth}) if auth is not None else None
+    return signed_in.access_token() if signed_in is not None else None
+
+
+# -- Bearer -----------------------------------------------------------------
+
+
+async def require_bearer(request: web.Request) -> UserInfo:
+    """Return the user of the request's ``Authorization: Bearer`` token, or stop it.
+
+    Refusals follow RFC 6750: ``401`` with ``WWW-Authenticate: Bearer
+    error="invalid_token"`` for a token Twinne refuses (a missing header gets
+    the challenge without an error code); ``503`` JSON when Twinne cannot be
+    asked. Answers are cached and concurrent checks of one token coalesced.
+
+    Raises:
+        web.HTTPException: The refusal.
+        RuntimeError: ``aiotwinne.web.setup()`` was not called.
+    """
+    settings = settings_of(request)
+    user: UserInfo | None = request.get(_USER)
+    if request.get(_BEARER) and user is not None:
+        return user
+    validator = settings.bearer
+    if validator is None:  # pragma: no cover - setup() always creates one
+        raise RuntimeError("Bearer validation is not configured")
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    token = parse_bearer(header)
+    if token is None:
+        challenge = 'Bearer realm="api"'
+        if header:
+            challenge += ', error="invalid_request"'
+        raise _bearer_refusal(401, "missing_token" if not header else "invalid_request", challenge)
+    result = await validator.validate(token)
+    if result.user is None:
+        if result.error == "invalid_token":
+            raise _bearer_refusal(
+                401, "invalid_token", 'Bearer realm="api", error="invalid_token"'
+            )
+        raise _bearer_refusal(503, "provider_unavailable", None)
+    request[_BEARER] = True
+    request[_USER] = result.user
+    return result.user
+
+
+def _bearer_refusal(status: int, code: str, challenge: str | None) -> web.HTTPException:
+    headers = dict(NO_STORE)
+    if challenge is not None:
+        headers[hdrs.WWW_AUTHENTICATE] = challenge
+    cls = web.HTTPUnauthorized if status == 401 else web.HTTPServiceUnavailable
+    return cls(text=json.dumps({"error": code}), content_type="application/json", headers=headers)
+
+
+# -- decorators ---------------------------------------------------------------
+
+
+def _request_of(args: tuple[Any, ...]) -> web.Request:
+    for arg in args:
+        if isinstance(arg, web.View):
+            return arg.request
+        if isinstance(arg, web.Request):
+            return arg
+    raise TypeError("a guarded handler must receive the request (or be a web.View method)")
+
+
+def _decorator(
+    check: Callable[[web.Request], Awaitable[object]], name: str
+) -> Callable[[Any], Any]:
+    def decorate(handler: Any) -> Any:
+        if isinstance(handler, type) and issubclass(handler, web.View):
+            for method in hdrs.METH_ALL:
+                attr = getattr(handler, method.lower(), None)
+                if attr is not None and callable(attr):
+                    setattr(handler, method.lower(), decorate(attr))
+            return handler
+
+        @functools.wraps(handler)
+        async def guarded(*args: Any, **kwargs: Any) -> web.StreamResponse:
+            await check(_request_of(args))
+            response: web.StreamResponse = await handler(*args, **kwargs)
+            return response
+
+        setattr(guarded, name, True)
+        return guarded
+
+    return decorate
+
+
+_login_decorator = _decorator(_ensure_login, "__aiotwinne_login_required__")
+_bearer_decorator = _decorator(require_bearer, "__aiotwinne_bearer_required__")
+
+
+@overload
+def login_required(handler: _V) -> _V: ...
+@overload
+def login_required(handler: _H) -> _H: ...
+def login_required(handler: Any) -> Any:
+    """Guard a handler: only a signed-in user gets through.
+
+    Works on plain handlers, on methods, and on class-based views (a decorated
+    :class:`aiohttp.web.View` subclass guards every HTTP method it defines).
+    An anonymous or expired navigation is sent through Twinne's login and
+    back; other requests get ``401`` (see :func:`require_login`).
+
+    Example::
+
+        @login_required
+        async def dashboard(request: web.Request) -> web.Response:
+            user = await get_user(request)
+            return web.Response(text=f"Hello {user.full_name}")
+    """
+    return _login_decorator(handler)
+
+
+@overload
+def bearer_required(handler: _V) -> _V: ...
+@overload
+def bearer_required(handler: _H) -> _H: ...
+def bearer_required(handler: Any) -> Any:
+    """Guard an API handler with ``Authorization: Bearer <Twinne access token>``.
+
+    The decorator form of :func:`require_bearer`; paths under ``setup()``'s
+    ``bearer_prefixes`` are guarded the same way without decorating.
+    """
+    return _bearer_decorator(handler)
+
+
+# -- the middleware -------------------------------------------------------------
+
+
+def make_middleware(settings: Settings) -> Middleware:
+    """The middleware ``setup()`` installs: attaches the settings, guards prefixes."""
+    protect = settings.protect
+    bearer = settings.bearer_prefixes
+    own = settings.own_paths
+
+    @web.middleware
+    async def aiotwinne_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[_SETTINGS] = settings
+        if bearer or protect:
+            path = request.path
+            if bearer and path.startswith(bearer):
+                await require_bearer(request)
+            elif protect and path.startswith(protect) and path not in own:
+                await _ensure_login(request)
+        return await handler(request)
+
+    return aiotwinne_middleware

@@ -1,0 +1,238 @@
+"""What aiotwinne keeps in the aiohttp-session session, under one key.
+
+The session holds one small JSON object under :data:`SESSION_KEY` (cookies are
+capped at about 4 KB, and EncryptedCookieStorage adds a third on top)::
+
+    {
+      "auth": {"tk": token, "iat": 1700000000.0, "exp": 1700003600.0,
+               "u": {"id": 42, "un": "jdoe", "fn": "J", "ln": "Doe", "pic": url}},
+      "pending": [{"m": marker, "t": created, "next": "/page", "r": 0}],
+      "auto": 1
+    }
+
+* ``auth``: the signed-in user: the access token, when it was obtained and
+  when it expires (seconds on the web layer's clock), and a user summary.
+* ``pending``: logins started by this browser and not finished yet, oldest
+  first: a random marker, the creation time, the page to return to, and
+  whether it is already the one retry after a spent auth_key.
+* ``auto``: how many logins the guard started in a row without a page being
+  served in between; bounded so a broken provider ends in an error page,
+  never a redirect loop.
+
+Only this module reads or writes that layout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Final
+
+import attrs
+
+from ..models import AccessToken, UserInfo
+
+__all__ = [
+    "SESSION_KEY",
+    "Pending",
+    "SignedIn",
+    "add_pending",
+    "live_pending",
+    "read_auto",
+    "read_signed_in",
+    "signed_in_record",
+    "write_auto",
+    "write_pending",
+]
+
+#: The one session key aiotwinne writes.
+SESSION_KEY: Final = "aiotwinne"
+
+_MAX_TEXT: Final = 200
+_MAX_URL: Final = 512
+
+
+@attrs.frozen
+class Pending:
+    """One login started by this browser and not yet completed.
+
+    Attributes:
+        marker: 128 random bits (``secrets``), naming the login; never sent
+            to Twinne (it has no ``state`` parameter), so it only serves to
+            tell a consumed login from a live one.
+        created: When it started, on the web layer's clock.
+        next: The same-origin path to return to.
+        retry: ``True`` for the single automatic retry after an exchange whose
+            auth_key may have been spent; such a login is not retried again.
+    """
+
+    marker: str
+    created: float
+    next: str
+    retry: bool = False
+
+    @classmethod
+    def new(cls, now: float, next_path: str, *, retry: bool = False) -> Pending:
+        """A fresh pending login with a random marker."""
+        return cls(secrets.token_urlsafe(16), now, next_path, retry)
+
+    def to_json(self) -> dict[str, Any]:
+        """The session form."""
+        return {"m": self.marker, "t": self.created, "next": self.next, "r": int(self.retry)}
+
+    @classmethod
+    def from_json(cls, data: object) -> Pending | None:
+        """Read one entry; ``None`` for anything malformed."""
+        if not isinstance(data, Mapping):
+            return None
+        marker, created, next_path = data.get("m"), data.get("t"), data.get("next")
+        if (
+            not isinstance(marker, str)
+            or not isinstance(created, (int, float))
+            or not isinstance(next_path, str)
+        ):
+            return None
+        return cls(marker, float(created), next_path, bool(data.get("r")))
+
+
+@attrs.frozen
+class SignedIn:
+    """The signed-in user as read from the session.
+
+    Attributes:
+        token: The access token's value.
+        issued_at: When it was obtained (web clock, seconds).
+        expires_at: When it expires (web clock, seconds).
+        user: The summary: id, username, first and last name, picture URL.
+    """
+
+    token: str
+    issued_at: float
+    expires_at: float
+    user: UserInfo
+
+    def access_token(self) -> AccessToken:
+        """The token as an :class:`~aiotwinne.AccessToken` (times in UTC)."""
+        utc = dt.timezone.utc
+        return AccessToken(
+            value=self.token,
+            issued_at=dt.datetime.fromtimestamp(self.issued_at, utc),
+            expires_at=dt.datetime.fromtimestamp(self.expires_at, utc),
+        )
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    if not value:
+        return None
+    return value if len(value) <= limit else None
+
+
+def signed_in_record(token: AccessToken, user: UserInfo, *, now: float) -> dict[str, Any]:
+    """The session form of a fresh login.
+
+    The token's lifetime as the client computed it is anchored to the web
+    layer's clock (*now*), so one clock judges every expiry. Long names and
+    picture URLs are dropped rather than stored: the cookie must stay small.
+    """
+    lifetime = (token.expires_at - token.issued_at).total_seconds()
+    summary: dict[str, Any] = {"id": user.id, "un": user.username[:_MAX_TEXT]}
+    for key, value, limit in (
+        ("fn", user.first_name, _MAX_TEXT),
+        ("ln", user.last_name, _MAX_TEXT),
+        ("pic", user.picture_url, _MAX_URL),
+    ):
+        text = _text(value, limit)
+        if text is not None:
+            summary[key] = text
+    return {"tk": token.value, "iat": now, "exp": now + lifetime, "u": summary}
+
+
+def read_signed_in(data: object) -> SignedIn | None:
+    """Read the ``auth`` part of the record; ``None`` when absent or malformed."""
+    if not isinstance(data, Mapping):
+        return None
+    auth = data.get("auth")
+    if not isinstance(auth, Mapping):
+        return None
+    token, iat, exp, summary = auth.get("tk"), auth.get("iat"), auth.get("exp"), auth.get("u")
+    if (
+        not isinstance(token, str)
+        or not isinstance(iat, (int, float))
+        or not isinstance(exp, (int, float))
+        or not isinstance(summary, Mapping)
+    ):
+        return None
+    user_id, username = summary.get("id"), summary.get("un")
+    if not isinstance(user_id, int) or not isinstance(username, str):
+        return None
+    user = UserInfo(
+        id=user_id,
+        username=username,
+        first_name=_str(summary.get("fn")),
+        last_name=_str(summary.get("ln")),
+        picture_url=_str(summary.get("pic")) or None,
+    )
+    return SignedIn(token, float(iat), float(exp), user)
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def live_pending(data: object, *, now: float, ttl: float) -> list[Pending]:
+    """The pending logins younger than *ttl* seconds, oldest first."""
+    if not isinstance(data, Mapping):
+        return []
+    raw = data.get("pending")
+    if not isinstance(raw, list):
+        return []
+    entries = [p for p in map(Pending.from_json, raw) if p is not None]
+    return sorted((p for p in entries if 0 <= now - p.created < ttl), key=lambda p: p.created)
+
+
+def add_pending(
+    pending: list[Pending], entry: Pending, *, cap: int, reuse_within: float
+) -> tuple[list[Pending], Pending]:
+    """Add *entry*, or reuse a recent live login with the same return page.
+
+    Several tabs may log in at once, so several pending logins coexist; but a
+    burst of requests that all need a login (a page's many expired requests)
+    must not fill the session, so a login to the same page started less than
+    *reuse_within* seconds ago is reused, and only the newest *cap* are kept.
+
+    Returns:
+        The new list (oldest first) and the entry in force.
+    """
+    for existing in reversed(pending):
+        if (
+            existing.next == entry.next
+            and existing.retry == entry.retry
+            and 0 <= entry.created - existing.created < reuse_within
+        ):
+            return pending, existing
+    return [*pending, entry][-cap:], entry
+
+
+def write_pending(record: MutableMapping[str, Any], pending: list[Pending]) -> None:
+    """Store *pending* in *record* (drops the key when empty)."""
+    if pending:
+        record["pending"] = [p.to_json() for p in pending]
+    else:
+        record.pop("pending", None)
+
+
+def read_auto(data: object) -> int:
+    """How many logins the guard started in a row."""
+    if not isinstance(data, Mapping):
+        return 0
+    value = data.get("auto")
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def write_auto(record: MutableMapping[str, Any], count: int) -> None:
+    """Store the automatic-login count (drops the key at zero)."""
+    if count > 0:
+        record["auto"] = count
+    else:
+        record.pop("auto", None)
