@@ -284,8 +284,11 @@ class TwinneEmulator:
             enabled: ``False`` registers it disabled.
 
         Raises:
-            ValueError: The app_id is taken.
+            ValueError: The app_id is taken, or the redirect URL holds
+                whitespace or control characters (it goes into a header).
         """
+        if not redirect_url or any(ch.isspace() or ord(ch) < 32 for ch in redirect_url):
+            raise ValueError("redirect_url must be non-empty, without whitespace or controls")
         if app_id is None:
             app_id = str(secrets.randbelow(9 * 10**14) + 10**14)
             while app_id in self._apps:  # pragma: no cover - 1 in 10**14

@@ -136,7 +136,7 @@ class RequestRecord:
         query: The query parameters, with ``app_secret``, ``auth_key`` and
             ``access_token`` values replaced by ``"***"``.
         status: The status sent, or ``None`` when the connection was dropped
-            before a status line went out.
+            (a ``drop`` fault) before a whole answer went out.
         fault: The injected fault's kind, or ``None`` for a normal answer.
         processed: Whether the request took effect (a key exchanged, a
             login approved); ``False`` when a fault answered instead.
