@@ -1,0 +1,151 @@
+"""aiotwinne.web._record: the session record, pending logins and their caps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from aiotwinne import AccessToken, UserInfo
+from aiotwinne.web._record import (
+    Pending,
+    add_pending,
+    live_pending,
+    read_auto,
+    read_signed_in,
+    signed_in_record,
+    write_auto,
+    write_pending,
+)
+
+UTC = dt.timezone.utc
+
+
+def _token(lifetime: float = 3600.0) -> AccessToken:
+    issued = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    return AccessToken("f" * 32, issued, issued + dt.timedelta(seconds=lifetime))
+
+
+def _user(**overrides: object) -> UserInfo:
+    fields: dict[str, object] = {
+        "id": 42,
+        "username": "jdoe",
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "email": "j@example.com",
+        "picture_url": "https://twinne.example/content/uploads/p.jpg",
+        "biography": "x" * 3000,
+    }
+    fields.update(overrides)
+    return UserInfo(**fields)  # type: ignore[arg-type]
+
+
+def test_markers_are_random_and_long() -> None:
+    """Each pending login gets its own marker of at least 128 random bits."""
+    markers = {Pending.new(0.0, "/").marker for _ in range(100)}
+    assert len(markers) == 100
+    assert all(len(m) >= 22 for m in markers)  # 16 bytes, urlsafe base64
+
+
+def test_signed_in_record_anchors_expiry_to_the_web_clock() -> None:
+    """The token's lifetime is counted from the web clock's now, not the client's clock."""
+    record = signed_in_record(_token(600), _user(), now=1000.0)
+    assert record["iat"] == 1000.0
+    assert record["exp"] == 1600.0
+
+
+def test_signed_in_record_is_small_and_round_trips() -> None:
+    """Only the summary is kept (no e-mail, no biography) and it reads back as a UserInfo."""
+    record = signed_in_record(_token(), _user(), now=0.0)
+    encoded = json.dumps({"auth": record})
+    assert len(encoded) < 400
+    assert "j@example.com" not in encoded
+    signed_in = read_signed_in({"auth": record})
+    assert signed_in is not None
+    assert signed_in.user.id == 42
+    assert signed_in.user.username == "jdoe"
+    assert signed_in.user.full_name == "Jane Doe"
+    assert signed_in.user.picture_url == "https://twinne.example/content/uploads/p.jpg"
+    assert signed_in.user.email is None
+    assert signed_in.access_token().value == "f" * 32
+
+
+def test_overlong_fields_are_dropped_not_stored() -> None:
+    """A huge name or picture URL is left out so the cookie stays under its size limit."""
+    record = signed_in_record(
+        _token(), _user(first_name="n" * 5000, picture_url="https://x/" + "p" * 5000), now=0.0
+    )
+    assert "fn" not in record["u"]
+    assert "pic" not in record["u"]
+    assert len(json.dumps(record)) < 400
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        [],
+        {},
+        {"auth": "x"},
+        {"auth": {"tk": 1, "iat": 0, "exp": 0, "u": {"id": 1, "un": "a"}}},
+        {"auth": {"tk": "t", "iat": 0, "exp": "soon", "u": {"id": 1, "un": "a"}}},
+        {"auth": {"tk": "t", "iat": 0, "exp": 0, "u": {"id": "1", "un": "a"}}},
+        {"auth": {"tk": "t", "iat": 0, "exp": 0, "u": []}},
+    ],
+)
+def test_malformed_records_read_as_anonymous(data: object) -> None:
+    """A record that is not ours (or tampered with in a plain cookie) means nobody is signed in."""
+    assert read_signed_in(data) is None
+
+
+def test_live_pending_drops_expired_and_malformed_entries() -> None:
+    """Only well-formed logins younger than the TTL count, oldest first."""
+    record = {
+        "pending": [
+            Pending("b", 90.0, "/b").to_json(),
+            Pending("old", 0.0, "/old").to_json(),
+            {"m": 1},
+            "junk",
+            Pending("a", 50.0, "/a").to_json(),
+            Pending("future", 500.0, "/f").to_json(),
+        ]
+    }
+    live = live_pending(record, now=100.0, ttl=60.0)
+    assert [p.marker for p in live] == ["a", "b"]
+
+
+def test_pending_logins_are_capped_keeping_the_newest() -> None:
+    """Many tabs keep at most `cap` pending logins; the oldest go first."""
+    pending: list[Pending] = []
+    for i in range(8):
+        pending, _ = add_pending(
+            pending, Pending(str(i), float(i), f"/{i}"), cap=5, reuse_within=1
+        )
+    assert [p.marker for p in pending] == ["3", "4", "5", "6", "7"]
+
+
+def test_a_recent_login_to_the_same_page_is_reused() -> None:
+    """A burst of requests for one page shares one pending login."""
+    first = Pending("first", 100.0, "/page")
+    pending, entry = add_pending([], first, cap=5, reuse_within=30)
+    pending, entry = add_pending(
+        pending, Pending("second", 110.0, "/page"), cap=5, reuse_within=30
+    )
+    assert entry is first
+    assert pending == [first]
+    pending, entry = add_pending(pending, Pending("third", 200.0, "/page"), cap=5, reuse_within=30)
+    assert entry.marker == "third"
+    assert len(pending) == 2
+
+
+def test_write_pending_and_auto_drop_empty_keys() -> None:
+    """Empty lists and zero counts leave no key behind."""
+    record: dict[str, object] = {"pending": [], "auto": 3}
+    write_pending(record, [])
+    write_auto(record, 0)
+    assert record == {}
+    write_auto(record, 2)
+    assert read_auto(record) == 2
+    assert read_auto({"auto": "2"}) == 0
+    assert read_auto(None) == 0
