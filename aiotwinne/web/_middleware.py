@@ -16,9 +16,14 @@ A request that needs a login and is a top-level ``GET``/``HEAD`` navigation
 is redirected to Twinne with a pending login that returns to the same page;
 Twinne bounces a user who approved before straight back, so an expired hour
 is an invisible round trip. Anything else (a ``POST``, a script, an API
-client) gets ``401`` with a ``login_url`` and is never replayed. Logins the
-guard starts in a row without a page served in between are counted; past
-``max_auto_logins`` the browser gets an error page, never a redirect loop.
+client) gets ``401`` with a ``login_url`` and is never replayed.
+
+Logins completed in a row without a guarded page served in between (the
+callback succeeded, yet the guard refused the new token at once: a clock or
+leeway misconfiguration, a provider that hands out dead tokens) are counted
+in the session; at ``max_auto_logins`` the guard answers with an error page
+instead of another redirect, so there is never a redirect loop. Abandoned
+logins (a visitor who never finishes Twinne's form) do not count.
 """
 
 from __future__ import annotations
@@ -158,7 +163,7 @@ def start_login(
     session: aiohttp_session.Session,
     next_path: str,
     *,
-    automatic: bool,
+    by_user: bool = False,
     retry: bool = False,
 ) -> web.HTTPException:
     """Record a pending login in *session* and return the redirect to Twinne.
@@ -167,9 +172,8 @@ def start_login(
         settings: The web layer's settings.
         session: The browser's session (changed in place).
         next_path: A safe same-origin path to return to.
-        automatic: Started by the guard or a retry rather than by the user;
-            counted towards ``max_auto_logins``. A login the user asked for
-            resets the count.
+        by_user: The user asked for it (the login route): the count of
+            logins completed without a page served is reset.
         retry: This is the single retry after a spent auth_key.
     """
     now = settings.clock()
@@ -183,7 +187,8 @@ def start_login(
         reuse_within=settings.pending_ttl / 2,
     )
     _record.write_pending(record, pending)
-    _record.write_auto(record, _record.read_auto(record) + 1 if automatic else 0)
+    if by_user:
+        _record.write_auto(record, 0)
     session[SESSION_KEY] = record
     return web.HTTPFound(settings.client.login_url(), headers=NO_STORE)
 
@@ -206,7 +211,7 @@ def _login_needed(
             detail="Twinne did not complete the login after several attempts.",
             retry_url=login_link(settings, next_path),
         )
-    return start_login(settings, session, next_path, automatic=True)
+    return start_login(settings, session, next_path)
 
 
 # -- who is signed in ---------------------------------------------------------

@@ -15,8 +15,8 @@ capped at about 4 KB, and EncryptedCookieStorage adds a third on top)::
 * ``pending``: logins started by this browser and not finished yet, oldest
   first: a random marker, the creation time, the page to return to, and
   whether it is already the one retry after a spent auth_key.
-* ``auto``: how many logins the guard started in a row without a page being
-  served in between; bounded so a broken provider ends in an error page,
+* ``auto``: how many logins completed in a row without a guarded page being
+  served in between; bounded so a broken setup ends in an error page,
   never a redirect loop.
 
 Only this module reads or writes that layout.
@@ -223,7 +223,7 @@ def write_pending(record: MutableMapping[str, Any], pending: list[Pending]) -> N
 
 
 def read_auto(data: object) -> int:
-    """How many logins the guard started in a row."""
+    """How many logins completed in a row without a page served."""
     if not isinstance(data, Mapping):
         return 0
     value = data.get("auto")

@@ -65,7 +65,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     settings = settings_of(request)
     session = await load_session(request)
     next_path = return_path(settings, request.query.get("next"))
-    raise start_login(settings, session, next_path, automatic=False)
+    raise start_login(settings, session, next_path, by_user=True)
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
@@ -122,7 +122,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         if exc.auth_key_may_be_spent and not entry.retry:
             # The key may be gone; one fresh round trip is cheaper for the
             # user than an error page. Not a loop: the retry is marked.
-            raise start_login(settings, session, entry.next, automatic=True, retry=True) from None
+            raise start_login(settings, session, entry.next, retry=True) from None
         raise _login_error(request, settings, exc, entry.next) from None
 
     fresh = await aiohttp_session.new_session(request)
@@ -130,7 +130,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
         "auth": _record.signed_in_record(token, user, now=settings.clock())
     }
     _record.write_pending(new_record, remaining)
-    _record.write_auto(new_record, _record.read_auto(record))
+    # Counts logins completed without a page served since (reset by the guard).
+    _record.write_auto(new_record, _record.read_auto(record) + 1)
     fresh[SESSION_KEY] = new_record
     _log.info("user %d logged in (token %s)", user.id, token.fingerprint)
     raise web.HTTPSeeOther(entry.next, headers=NO_STORE)

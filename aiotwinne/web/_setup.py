@@ -163,8 +163,8 @@ def setup(
             expired (default: the client's leeway).
         pending_ttl: Seconds a started login stays valid.
         max_pending: Most logins pending at once in one session (tabs).
-        max_auto_logins: Automatic logins in a row (without a page served in
-            between) before an error page replaces the redirect.
+        max_auto_logins: Logins completed in a row without a guarded page
+            served in between before an error page replaces the redirect.
         bearer_ttl: Seconds a Bearer check is cached.
         bearer_max_entries: Most Bearer tokens cached.
         secure_cookies: Expect a ``Secure`` session cookie. ``False`` only for

@@ -1,0 +1,266 @@
+"""Helpers for the web integration tests: the test site, request headers, a redis-server.
+
+``site_factory(**setup_options)`` starts the test site (see :func:`build_app`)
+on ``127.0.0.1:0`` behind a real :class:`aiohttp.web.AppRunner`, wired to the
+emulator: the emulator's app has the site's callback as its redirect URL and
+the web layer runs on the emulator's clock, so ``emu.advance(3601)`` expires
+the session's token too. ``visitor_factory()`` gives cookie-keeping client
+sessions (browsers); ``signed_in`` logs one in through the real round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import aiohttp_session
+import attrs
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from cryptography.fernet import Fernet
+from redis.exceptions import ConnectionError as RedisConnectionError
+from yarl import URL
+
+from aiotwinne import TwinneClient
+from aiotwinne.testing import EmulatedApp, EmulatedUser, TwinneEmulator
+from aiotwinne.web import (
+    RedactingAccessLogger,
+    bearer_required,
+    cookie_storage,
+    get_token,
+    get_user,
+    login_required,
+    require_login,
+    setup,
+)
+
+#: aiohttp-session 2.12 uses string request keys, which aiohttp 3.13+ warns about.
+AIOHTTP_SESSION_WARNING = "ignore::aiohttp.web_exceptions.NotAppKeyWarning:aiohttp_session"
+CALLBACK = "/auth/twinne/callback"
+LOGIN = "/auth/twinne/login"
+LOGOUT = "/auth/twinne/logout"
+#: What a browser sends when it navigates to a page.
+NAVIGATE = {
+    "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Dest": "document",
+}
+JSON = {"Accept": "application/json"}
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_binary(path: str) -> str:
+    """The binary's path; skip when absent locally, fail in CI (where it must be installed)."""
+    found = shutil.which(path)
+    if found is None:
+        message = f"{path} is not installed"
+        if _ci():
+            pytest.fail(f"{message}, and CI=true: install it (apt-get) instead of skipping")
+        pytest.skip(message)
+    return found
+
+
+# -- the test site --------------------------------------------------------------
+
+
+async def _public(request: web.Request) -> web.Response:
+    user = await get_user(request)
+    return web.Response(text=f"public:{user.username if user else 'anonymous'}")
+
+
+@login_required
+async def _dashboard(request: web.Request) -> web.Response:
+    user = await get_user(request)
+    assert user is not None
+    return web.Response(text=f"dashboard:{user.username}:{user.full_name}")
+
+
+@login_required
+async def _submit(request: web.Request) -> web.Response:
+    return web.Response(text="submitted")
+
+
+@login_required
+class _Settings(web.View):
+    async def get(self) -> web.Response:
+        user = await get_user(self.request)
+        assert user is not None
+        return web.Response(text=f"view:{user.username}")
+
+    async def post(self) -> web.Response:
+        return web.Response(text="view-post")
+
+
+async def _explicit(request: web.Request) -> web.Response:
+    if request.query.get("guard") == "1":
+        user = await require_login(request)
+        return web.Response(text=f"explicit:{user.id}")
+    return web.Response(text="explicit:open")
+
+
+@login_required
+async def _fresh(request: web.Request) -> web.Response:
+    user = await get_user(request, fresh=True)
+    assert user is not None
+    token = await get_token(request)
+    assert token is not None
+    return web.Response(text=f"fresh:{user.email}")
+
+
+async def _account(request: web.Request) -> web.Response:
+    user = await get_user(request)
+    assert user is not None
+    return web.Response(text=f"account:{user.username}")
+
+
+async def _api_me(request: web.Request) -> web.Response:
+    user = await get_user(request)
+    assert user is not None
+    return web.json_response({"id": user.id, "username": user.username})
+
+
+@bearer_required
+async def _api_decorated(request: web.Request) -> web.Response:
+    user = await get_user(request)
+    assert user is not None
+    return web.json_response({"id": user.id})
+
+
+def build_app(
+    client: TwinneClient,
+    *,
+    storage: aiohttp_session.AbstractStorage | None = None,
+    **setup_options: Any,
+) -> web.Application:
+    """The test site: public, decorated, class-based, explicit, prefix and Bearer routes."""
+    app = web.Application()
+    aiohttp_session.setup(
+        app,
+        storage if storage is not None else cookie_storage(Fernet.generate_key(), secure=False),
+    )
+    setup_options.setdefault("protect", ("/account/",))
+    setup_options.setdefault("bearer_prefixes", ("/api/",))
+    setup(app, client, secure_cookies=False, **setup_options)
+    app.router.add_get("/", _public)
+    app.router.add_get("/dashboard", _dashboard)
+    app.router.add_post("/dashboard", _submit)
+    app.router.add_view("/settings", _Settings)
+    app.router.add_get("/explicit", _explicit)
+    app.router.add_get("/fresh", _fresh)
+    app.router.add_get("/account/home", _account)
+    app.router.add_get("/api/me", _api_me)
+    app.router.add_get("/bearer/me", _api_decorated)
+    return app
+
+
+@attrs.define
+class Site:
+    """A running site and the emulator app it logs in with."""
+
+    url: str
+    runner: web.AppRunner
+    app: EmulatedApp
+    client: TwinneClient
+
+    def __call__(self, path: str) -> str:
+        """The absolute URL of *path* on this site."""
+        return self.url + path
+
+
+SiteFactory = Callable[..., Awaitable[Site]]
+
+
+async def start_site(
+    app: web.Application, emu_app: EmulatedApp, client: TwinneClient, host: str = "127.0.0.1"
+) -> Site:
+    """Serve *app* on *host*:0 and point the emulator app's redirect URL at its callback."""
+    runner = web.AppRunner(app, handle_signals=False, access_log_class=RedactingAccessLogger)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    url = f"http://{host}:{port}"
+    emu_app.redirect_url = url + CALLBACK
+    return Site(url, runner, emu_app, client)
+
+
+async def log_in(
+    visitor: aiohttp.ClientSession, site: Site, emu: TwinneEmulator, user: EmulatedUser
+) -> None:
+    """Approve the site's app for *user* and complete a login through the real redirects."""
+    emu.approve(user, site.app)
+    async with visitor.get(site("/dashboard"), headers=NAVIGATE) as page:
+        assert page.status == 200, await page.text()
+        assert (await page.text()).startswith("dashboard:user1")
+
+
+# -- a private redis-server -----------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@attrs.define
+class RedisServer:
+    """A private redis-server subprocess."""
+
+    port: int
+    process: asyncio.subprocess.Process
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def wait_ready(self) -> None:
+        """Wait until the server answers PING (fails if it exits or never answers)."""
+        probe = aioredis.Redis.from_url(self.url)
+        try:
+            for _ in range(400):
+                try:
+                    if await probe.ping():
+                        return
+                except (RedisConnectionError, OSError):
+                    if self.process.returncode is not None:
+                        pytest.fail(f"redis-server exited with {self.process.returncode}")
+                    await asyncio.sleep(0.025)
+            pytest.fail("redis-server did not answer PING")
+        finally:
+            await probe.aclose()
+
+    async def stop(self) -> None:
+        """Stop the server and wait for it."""
+        if self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+
+def plain_storage() -> aiohttp_session.SimpleCookieStorage:
+    """A readable (unencrypted) cookie storage, so tests can look inside the session."""
+    return aiohttp_session.SimpleCookieStorage(
+        cookie_name="TEST_SESSION", samesite="Lax", max_age=3600
+    )
+
+
+def session_record(visitor: aiohttp.ClientSession, site: Site) -> dict[str, Any]:
+    """aiotwinne's record in a visitor's plain_storage() session ({} when none)."""
+    cookie = visitor.cookie_jar.filter_cookies(URL(site.url)).get("TEST_SESSION")
+    if cookie is None or not cookie.value:
+        return {}
+    data = json.loads(cookie.value)
+    record: dict[str, Any] = data.get("session", {}).get("aiotwinne", {})
+    return record
