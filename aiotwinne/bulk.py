@@ -1,0 +1,380 @@
+"""Bulk profile fetching: many tokens, bounded concurrency, one result each.
+
+:func:`fetch_profiles` streams :class:`~aiotwinne.ProfileResult` values for an
+iterable (or async iterable) of tokens that may be far larger than memory. It
+runs a fixed pool of *concurrency* worker tasks: each takes the next input,
+calls :meth:`TwinneClient.get_user_info` (which applies the client's retry
+policy) and hands the outcome to the consumer. No task is created per token and
+nothing is logged per token: the per-item cost is one coroutine call and one
+small object.
+
+Memory stays bounded by a *window*: the number of inputs taken but not yet
+yielded never exceeds it, so a slow consumer or (in ordered mode) a slow head of
+line stops the reading of input instead of piling up results.
+
+Usually reached through :meth:`TwinneClient.fetch_profiles`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from .errors import InvalidTokenError, TwinneError
+from .models import AccessToken, ProfileResult
+
+if TYPE_CHECKING:
+    from .client import TwinneClient
+
+__all__ = ["fetch_profiles"]
+
+_Token: TypeAlias = AccessToken | str
+
+#: Inputs taken but not yet yielded, beyond *concurrency*, in unordered mode:
+#: room for the workers to start their next request while the consumer has not
+#: yet been scheduled to take the last results.
+_UNORDERED_SLACK: Final = 8
+#: The reorder window in ordered mode, as a multiple of *concurrency*: a slow
+#: head of line lets the other workers run this far ahead before they wait.
+_ORDERED_WINDOW_FACTOR: Final = 2
+
+
+def fetch_profiles(
+    client: TwinneClient,
+    tokens: Iterable[_Token] | AsyncIterable[_Token],
+    *,
+    concurrency: int = 32,
+    ordered: bool = False,
+    rate: float | None = None,
+) -> AsyncIterator[ProfileResult]:
+    """Fetch the profile behind each token, yielding exactly one result per input.
+
+    The input is read lazily, as workers become free; at most *concurrency*
+    requests are in flight at any time. Each result carries the input item
+    (``result.token``), its position (``result.index``) and either the profile
+    (``result.user``) or the failure (``result.error``). Per-item failures are
+    values, never exceptions that stop the run: expired tokens give
+    :class:`~aiotwinne.TokenExpiredError`, unknown ones
+    :class:`~aiotwinne.InvalidTokenError`, deleted users
+    :class:`~aiotwinne.UserNotFoundError`, and a Twinne that could not be reached
+    after the client's retries :class:`~aiotwinne.TransportError` (or
+    :class:`~aiotwinne.HTTPStatusError` / :class:`~aiotwinne.ProtocolError`).
+    An item that is not a usable token at all (an empty string, one holding
+    whitespace or control characters, or an object that is not a string) is
+    never sent: its result holds an :class:`~aiotwinne.InvalidTokenError` with
+    ``attempts == 0`` and ``status is None``.
+
+    Closing the iterator (``aclose()``, leaving an ``async with
+    contextlib.aclosing(...)`` block) or cancelling the task that iterates it
+    cancels the requests in flight and waits for them to end: no task is left
+    behind. Breaking out of a bare ``async for`` leaves the clean-up to the
+    garbage collector, as with any async generator, so prefer ``aclosing``.
+
+    Example::
+
+        async for result in fetch_profiles(twinne, tokens, concurrency=32):
+            if result.ok:
+                print(result.index, result.user.username)
+            else:
+                print(result.index, type(result.error).__name__)
+
+    Args:
+        client: The client whose :meth:`~aiotwinne.TwinneClient.get_user_info`
+            (and so whose retry policy and connection pool) is used.
+        tokens: :class:`~aiotwinne.AccessToken` objects or token strings, as
+            any iterable or async iterable. It is read once, lazily, and not
+            closed by this function.
+        concurrency: The most requests in flight at once (a hard bound).
+        ordered: Yield results in input order. Results that complete early wait
+            in a reorder window of ``2 * concurrency`` inputs; when the window
+            is full, no more input is read until the oldest outstanding item
+            completes. Unordered (the default) yields results as they complete.
+        rate: The most fetches started per second, for being polite to Twinne;
+            ``None`` for no limit. Fetches are spaced evenly (a leaky bucket
+            without burst). Retries inside one fetch follow the client's
+            retry policy and are not counted.
+
+    Returns:
+        An async iterator of :class:`~aiotwinne.ProfileResult`, one per input.
+
+    Raises:
+        ValueError: *concurrency* is below 1 or *rate* is not positive (at call time).
+        Exception: Whatever the input iterable raises while being read, and any
+            exception from the client that is not a :class:`~aiotwinne.TwinneError`
+            (such as ``RuntimeError`` for a closed client): both are the caller's
+            bug, so they propagate from the iterator once the requests in flight
+            are cancelled; results not yet yielded are discarded.
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+    if rate is not None and not rate > 0:
+        raise ValueError(f"rate must be a positive number of requests per second, got {rate!r}")
+    return _iterate(_Bulk(client, tokens, concurrency, ordered, rate))
+
+
+async def _iterate(bulk: _Bulk) -> AsyncIterator[ProfileResult]:
+    """The consumer side: an async generator that owns the workers' lifetime."""
+    bulk.start()
+    try:
+        while True:
+            if bulk.failure is not None:
+                raise bulk.failure
+            result = bulk.pop()
+            if result is not None:
+                yield result
+            elif bulk.active == 0:
+                if bulk.failure is not None:
+                    raise bulk.failure
+                return
+            else:
+                await bulk.wait()
+    finally:
+        await bulk.stop()
+
+
+class _RateLimiter:
+    """Spaces acquisitions ``1 / rate`` seconds apart (virtual scheduling, no busy loop).
+
+    Each caller reserves the next free slot at once and sleeps until it comes,
+    so concurrent callers need no lock and are served in arrival order.
+    ``granted`` counts the slots handed out, for accounting.
+    """
+
+    __slots__ = ("_clock", "_interval", "_next", "_sleep", "granted")
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = float("-inf")
+        self.granted = 0
+
+    async def acquire(self) -> None:
+        """Wait for the next slot."""
+        now = self._clock()
+        slot = self._next if self._next > now else now
+        self._next = slot + self._interval
+        self.granted += 1
+        if slot > now:
+            await self._sleep(slot - now)
+
+
+class _Bulk:
+    """Shared state of one run: the input, the workers and the results not yet yielded."""
+
+    __slots__ = (
+        "_aiter",
+        "_client",
+        "_concurrency",
+        "_exhausted",
+        "_head",
+        "_iter",
+        "_limiter",
+        "_lock",
+        "_next_index",
+        "_ordered",
+        "_parked",
+        "_rate",
+        "_ready",
+        "_room",
+        "_source",
+        "_taken",
+        "_wakeup",
+        "_window",
+        "_workers",
+        "_yielded",
+        "active",
+        "failure",
+    )
+
+    def __init__(
+        self,
+        client: TwinneClient,
+        source: Iterable[_Token] | AsyncIterable[_Token],
+        concurrency: int,
+        ordered: bool,
+        rate: float | None,
+    ) -> None:
+        self._client = client
+        self._source = source
+        self._iter: Iterator[_Token] | None = None
+        self._aiter: AsyncIterator[_Token] | None = None
+        self._lock = asyncio.Lock()
+        self._concurrency = concurrency
+        self._ordered = ordered
+        self._rate = rate
+        self._limiter: _RateLimiter | None = None
+        self._window = (
+            concurrency * _ORDERED_WINDOW_FACTOR if ordered else concurrency + _UNORDERED_SLACK
+        )
+        self._exhausted = False
+        self._next_index = 0  # index of the next input read
+        self._taken = 0  # window slots reserved by workers (inputs read or about to be)
+        self._yielded = 0  # results handed to the consumer
+        self._head = 0  # ordered mode: the index the consumer yields next
+        self._ready: collections.deque[ProfileResult] = collections.deque()
+        self._parked: dict[int, ProfileResult] = {}
+        self._wakeup: asyncio.Future[None] | None = None  # the consumer waits on it
+        self._room: asyncio.Future[None] | None = None  # workers wait on it for window room
+        self._workers: list[asyncio.Task[None]] = []
+        self.active = 0
+        self.failure: BaseException | None = None
+
+    # -- lifetime -------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        source = self._source
+        if isinstance(source, AsyncIterable):
+            self._aiter = source.__aiter__()
+        else:
+            self._iter = iter(source)
+        if self._rate is not None:
+            self._limiter = _RateLimiter(self._rate, clock=loop.time)
+        self.active = self._concurrency
+        self._workers = [
+            loop.create_task(self._work(), name=f"aiotwinne-bulk-{n}")
+            for n in range(self._concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the workers and wait until every one of them has ended."""
+        workers, self._workers = self._workers, []
+        for task in workers:
+            task.cancel()
+        if workers:
+            await asyncio.wait(workers)
+
+    # -- the consumer's side --------------------------------------------------
+
+    def pop(self) -> ProfileResult | None:
+        """The next result to yield, or ``None`` when none is ready."""
+        if self._ordered:
+            result = self._parked.pop(self._head, None)
+            if result is None:
+                return None
+            self._head += 1
+        elif self._ready:
+            result = self._ready.popleft()
+        else:
+            return None
+        self._yielded += 1
+        room = self._room
+        if room is not None:
+            self._room = None
+            room.set_result(None)
+        return result
+
+    async def wait(self) -> None:
+        """Sleep until a worker delivers, fails or ends."""
+        self._wakeup = asyncio.get_running_loop().create_future()
+        try:
+            await self._wakeup
+        finally:
+            self._wakeup = None
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    # -- the workers' side ----------------------------------------------------
+
+    async def _work(self) -> None:
+        try:
+            await self._work_items()
+        except Exception as exc:  # the input's or the client's bug: the consumer raises it
+            if self.failure is None:
+                self.failure = exc
+        finally:
+            self.active -= 1
+            self._wake()
+
+    async def _work_items(self) -> None:
+        get_user_info = self._client.get_user_info
+        limiter = self._limiter
+        sync_items, async_items = self._iter, self._aiter
+        while not self._exhausted:
+            if self._taken - self._yielded >= self._window:
+                if self._room is None:
+                    self._room = asyncio.get_running_loop().create_future()
+                await self._room
+                continue
+            self._taken += 1
+            if limiter is not None:
+                await limiter.acquire()
+            if async_items is not None:
+                taken = await self._next_async(async_items)
+            elif sync_items is not None:
+                taken = self._next_sync(sync_items)
+            else:  # pragma: no cover - start() sets one of them
+                return
+            if taken is None:
+                return
+            index, item = taken
+            try:
+                user = await get_user_info(item)
+            except TwinneError as exc:
+                result = ProfileResult(item, None, exc, index)
+            except (ValueError, TypeError) as exc:
+                # The client refuses an unusable token before sending anything.
+                result = ProfileResult(item, None, _unusable(exc), index)
+            else:
+                result = ProfileResult(item, user, None, index)
+            if self._ordered:
+                self._parked[index] = result
+                if index == self._head:
+                    self._wake()
+            else:
+                self._ready.append(result)
+                self._wake()
+
+    def _next_sync(self, items: Iterator[_Token]) -> tuple[int, _Token] | None:
+        """Read one item from a plain iterable: ``(index, item)``, or ``None`` at its end."""
+        if self._exhausted:
+            self._taken -= 1
+            return None
+        try:
+            item = next(items)
+        except StopIteration:
+            self._exhausted = True
+            self._taken -= 1
+            return None
+        index = self._next_index
+        self._next_index = index + 1
+        return index, item
+
+    async def _next_async(self, items: AsyncIterator[_Token]) -> tuple[int, _Token] | None:
+        """Read one item from an async source: ``(index, item)``, or ``None`` at its end.
+
+        An async generator cannot be advanced by two tasks at once, so the
+        workers take turns; the index is assigned under the same lock so that
+        it follows the order of reading.
+        """
+        async with self._lock:
+            if self._exhausted:
+                self._taken -= 1
+                return None
+            try:
+                item = await items.__anext__()
+            except StopAsyncIteration:
+                self._exhausted = True
+                self._taken -= 1
+                return None
+            index = self._next_index
+            self._next_index = index + 1
+            return index, item
+
+
+def _unusable(exc: ValueError | TypeError) -> InvalidTokenError:
+    """The result's error for an item the client refused to send (never a request)."""
+    # check_identifier's message never repeats the value ("access_token is empty").
+    return InvalidTokenError(f"not a usable access token: {exc}", status=None, attempts=0)
