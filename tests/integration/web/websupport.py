@@ -264,3 +264,29 @@ def session_record(visitor: aiohttp.ClientSession, site: Site) -> dict[str, Any]
     data = json.loads(cookie.value)
     record: dict[str, Any] = data.get("session", {}).get("aiotwinne", {})
     return record
+
+
+@attrs.frozen
+class Hop:
+    """One answer in a chain of redirects."""
+
+    url: URL
+    status: int
+    location: str
+    text: str
+
+
+async def follow(
+    visitor: aiohttp.ClientSession, url: str, *, limit: int = 10, **kwargs: Any
+) -> list[Hop]:
+    """GET *url* and follow redirects by hand, keeping every answer's headers and body."""
+    hops: list[Hop] = []
+    target = URL(url)
+    for _ in range(limit):
+        async with visitor.get(target, allow_redirects=False, **kwargs) as answer:
+            location = answer.headers.get("Location", "")
+            hops.append(Hop(answer.url, answer.status, location, await answer.text()))
+        if answer.status not in (301, 302, 303, 307, 308):
+            return hops
+        target = target.join(URL(location, encoded=True))
+    raise AssertionError(f"more than {limit} redirects")

@@ -1,0 +1,175 @@
+"""Past the token's hour: silent re-login for navigations, 401 for everything else, no loops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import aiohttp
+from websupport import (
+    JSON,
+    LOGIN,
+    NAVIGATE,
+    Site,
+    SiteFactory,
+    log_in,
+    plain_storage,
+    session_record,
+)
+
+from aiotwinne.testing import EmulatedUser, TwinneEmulator
+
+
+async def test_expired_navigation_logs_in_again_silently(
+    signed_in: aiohttp.ClientSession, site: Site, emu: TwinneEmulator
+) -> None:
+    """After the hour, a page navigation goes through Twinne and back to the same page."""
+    emu.advance(3601)
+    emu.reset_stats()
+    async with signed_in.get(site("/dashboard?tab=2"), headers=NAVIGATE) as page:
+        assert page.status == 200
+        assert str(page.url) == site("/dashboard?tab=2")
+        assert await page.text() == "dashboard:user1:Ada Lovelace"
+        assert len(page.history) == 3  # guard 302, Twinne 302, callback 303
+    assert emu.count("authorize") == 1
+    assert emu.count("oauth") == 1
+
+
+async def test_expired_api_call_gets_401_json_and_no_pending_login(
+    signed_in: aiohttp.ClientSession, site_factory: SiteFactory, emu: TwinneEmulator
+) -> None:
+    """A JSON caller gets 401 {"error": "login_required", "login_url"} and is not redirected."""
+    site = await site_factory(storage=plain_storage())
+    await log_in(signed_in, site, emu, emu.users[0])
+    emu.advance(3601)
+    emu.reset_stats()
+    headers = {**JSON, "Referer": site("/dashboard?tab=2")}
+    async with signed_in.get(site("/dashboard"), headers=headers, allow_redirects=False) as r:
+        assert r.status == 401
+        body = await r.json()
+    assert body == {"error": "login_required", "login_url": f"{LOGIN}?next=/dashboard%3Ftab%3D2"}
+    assert "pending" not in session_record(signed_in, site)
+    assert emu.count() == 0
+
+
+async def test_expired_post_is_never_replayed(
+    signed_in: aiohttp.ClientSession, site: Site, emu: TwinneEmulator
+) -> None:
+    """A POST past the hour gets 401 (a page with a login link for forms), never a redirect."""
+    emu.advance(3601)
+    emu.reset_stats()
+    async with signed_in.post(
+        site("/dashboard"), data={"x": "1"}, headers=NAVIGATE, allow_redirects=False
+    ) as answer:
+        assert answer.status == 401
+        assert "Location" not in answer.headers
+        assert "Log in with Twinne" in await answer.text()
+    async with signed_in.post(site("/dashboard"), allow_redirects=False) as answer:
+        assert answer.status == 401
+        assert (await answer.json())["error"] == "login_required"
+    assert emu.count() == 0
+
+
+async def test_scripted_requests_get_401(
+    signed_in: aiohttp.ClientSession, site: Site, emu: TwinneEmulator
+) -> None:
+    """fetch() (Sec-Fetch-Mode: cors) and XMLHttpRequest get 401, not a redirect."""
+    emu.advance(3601)
+    for headers in ({"Sec-Fetch-Mode": "cors"}, {"X-Requested-With": "XMLHttpRequest"}):
+        async with signed_in.get(
+            site("/dashboard"), headers=headers, allow_redirects=False
+        ) as answer:
+            assert answer.status == 401
+
+
+async def test_a_burst_of_expired_navigations_makes_one_pending_login(
+    signed_in: aiohttp.ClientSession, site_factory: SiteFactory, emu: TwinneEmulator
+) -> None:
+    """Concurrent expired requests for a page share one pending login; the session stays small."""
+    site = await site_factory(storage=plain_storage())
+    await log_in(signed_in, site, emu, emu.users[0])
+    emu.advance(3601)
+
+    async def hit(path: str) -> int:
+        async with signed_in.get(site(path), headers=NAVIGATE, allow_redirects=False) as r:
+            return r.status
+
+    statuses = await asyncio.gather(*(hit("/dashboard") for _ in range(20)))
+    assert set(statuses) == {302}
+    assert len(session_record(signed_in, site)["pending"]) == 1
+    await asyncio.gather(*(hit(f"/dashboard?n={i}") for i in range(20)))
+    assert len(session_record(signed_in, site)["pending"]) <= 5
+
+
+async def test_repeated_hours_keep_working(
+    signed_in: aiohttp.ClientSession, site: Site, emu: TwinneEmulator
+) -> None:
+    """Hour after hour, each expiry costs exactly one exchange and never trips the loop guard."""
+    for hour in range(1, 6):
+        emu.advance(3601)
+        async with signed_in.get(site("/dashboard"), headers=NAVIGATE) as page:
+            assert page.status == 200
+            assert await page.text() == "dashboard:user1:Ada Lovelace"
+        assert emu.count("authorize") == 1 + hour
+
+
+async def test_a_token_that_dies_at_once_ends_in_an_error_page_not_a_loop(
+    visitor: aiohttp.ClientSession,
+    site_factory: SiteFactory,
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+) -> None:
+    """If every fresh token is refused at once, the browser stops on a 502 page after 3 logins."""
+    site = await site_factory(leeway=7200)  # every token counts as expired on arrival
+    emu.approve(user, site.app)
+    async with visitor.get(site("/dashboard"), headers=NAVIGATE, max_redirects=50) as page:
+        assert page.status == 502
+        text = await page.text()
+        assert "Logging in keeps failing" in text
+        assert "Try again" in text
+    assert emu.count("authorize") == 3
+
+
+async def test_twinne_saying_expired_is_handled_like_local_expiry(
+    signed_in: aiohttp.ClientSession, site: Site, emu: TwinneEmulator
+) -> None:
+    """get_user(fresh=True) meeting "expired access_token" re-logs in silently (one exchange)."""
+    emu.token_lifetime = 60  # Twinne's own window is shorter than our hour
+    emu.advance(61)
+    emu.reset_stats()
+    async with signed_in.get(site("/fresh"), headers=NAVIGATE) as page:
+        assert page.status == 200
+        assert await page.text() == "fresh:user1@example.com"
+    assert emu.count("authorize") == 1
+
+
+async def test_twinne_saying_expired_gives_api_callers_401(
+    signed_in: aiohttp.ClientSession, site: Site, emu: TwinneEmulator
+) -> None:
+    """The same upstream expiry gives a JSON caller 401, without a login round trip."""
+    emu.token_lifetime = 60
+    emu.advance(61)
+    emu.reset_stats()
+    async with signed_in.get(site("/fresh"), headers=JSON, allow_redirects=False) as answer:
+        assert answer.status == 401
+    assert emu.count("authorize") == 0
+
+
+async def test_twinne_down_during_a_fresh_fetch_gives_502_not_500(
+    signed_in: aiohttp.ClientSession, site: Site, emu: TwinneEmulator
+) -> None:
+    """An unreachable Twinne behind get_user(fresh=True) is a friendly 502."""
+    emu.inject("http_error", endpoint="user_info", status=503, count=5)
+    async with signed_in.get(site("/fresh"), headers=NAVIGATE) as page:
+        assert page.status == 502
+        assert "Twinne is unavailable" in await page.text()
+
+
+async def test_anonymous_visitors_need_no_upstream_call(
+    visitor_factory: Callable[[], aiohttp.ClientSession], site: Site, emu: TwinneEmulator
+) -> None:
+    """An anonymous 401 or redirect costs no call to Twinne."""
+    anonymous = visitor_factory()
+    async with anonymous.get(site("/dashboard"), headers=JSON) as answer:
+        assert answer.status == 401
+    assert emu.count() == 0
