@@ -19,7 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 from .errors import InvalidTokenError, TwinneError
@@ -48,7 +56,7 @@ def fetch_profiles(
     concurrency: int = 32,
     ordered: bool = False,
     rate: float | None = None,
-) -> AsyncIterator[ProfileResult]:
+) -> AsyncGenerator[ProfileResult, None]:
     """Fetch the profile behind each token, yielding exactly one result per input.
 
     The input is read lazily, as workers become free; at most *concurrency*
@@ -97,7 +105,8 @@ def fetch_profiles(
             retry policy and are not counted.
 
     Returns:
-        An async iterator of :class:`~aiotwinne.ProfileResult`, one per input.
+        An async generator of :class:`~aiotwinne.ProfileResult`, one per input
+        (it has ``aclose()``).
 
     Raises:
         ValueError: *concurrency* is below 1 or *rate* is not positive (at call time).
@@ -114,7 +123,7 @@ def fetch_profiles(
     return _iterate(_Bulk(client, tokens, concurrency, ordered, rate))
 
 
-async def _iterate(bulk: _Bulk) -> AsyncIterator[ProfileResult]:
+async def _iterate(bulk: _Bulk) -> AsyncGenerator[ProfileResult, None]:
     """The consumer side: an async generator that owns the workers' lifetime."""
     bulk.start()
     try:
@@ -149,7 +158,7 @@ class _RateLimiter:
         rate: float,
         *,
         clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]],
     ) -> None:
         self._interval = 1.0 / rate
         self._clock = clock
@@ -238,7 +247,8 @@ class _Bulk:
         else:
             self._iter = iter(source)
         if self._rate is not None:
-            self._limiter = _RateLimiter(self._rate, clock=loop.time)
+            # Looked up now, not at import, so tests can fake the loop's clock.
+            self._limiter = _RateLimiter(self._rate, clock=loop.time, sleep=asyncio.sleep)
         self.active = self._concurrency
         self._workers = [
             loop.create_task(self._work(), name=f"aiotwinne-bulk-{n}")
