@@ -25,7 +25,7 @@ import attrs
 from .._protocol import check_identifier
 from .._redact import fingerprint
 from ..client import TwinneClient
-from ..errors import APIError, InvalidTokenError, TwinneError, UserNotFoundError
+from ..errors import InvalidTokenError, TwinneError, UserNotFoundError
 from ..models import UserInfo
 
 __all__ = ["BearerResult", "BearerValidator", "parse_bearer"]
@@ -124,7 +124,7 @@ class BearerValidator:
             user = await self._client.get_user_info(token)
         except (InvalidTokenError, UserNotFoundError):
             result = BearerResult(None, "invalid_token")
-        except (APIError, TwinneError) as exc:
+        except TwinneError as exc:
             # Twinne could not vouch for the token: not cached, the next
             # request asks again.
             _log.warning(

@@ -56,6 +56,7 @@ __all__ = [
     "login_link",
     "login_required",
     "make_middleware",
+    "new_session",
     "record_of",
     "require_bearer",
     "require_login",
@@ -75,10 +76,20 @@ def _request_key(name: str, kind: type) -> Any:
     return _REQUEST_KEY(name, kind) if _REQUEST_KEY is not None else name
 
 
-_SETTINGS: Final = _request_key("aiotwinne.settings", Settings)
-_AUTH: Final = _request_key("aiotwinne.auth", dict)
-_USER: Final = _request_key("aiotwinne.user", UserInfo)
-_BEARER: Final = _request_key("aiotwinne.bearer", bool)
+class _State:
+    """What aiotwinne knows about one request: one request key, plain attributes."""
+
+    __slots__ = ("auth", "bearer", "session", "settings", "user")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.session: aiohttp_session.Session | None = None
+        self.auth: dict[str, Any] | None = None
+        self.user: UserInfo | None = None
+        self.bearer = False
+
+
+_STATE: Final = _request_key("aiotwinne.state", _State)
 
 _H = TypeVar("_H", bound=Callable[..., Awaitable[web.StreamResponse]])
 _V = TypeVar("_V", bound=type[web.View])
@@ -93,13 +104,20 @@ def settings_of(request: web.Request) -> Settings:
     Raises:
         RuntimeError: ``aiotwinne.web.setup()`` was not called for this app.
     """
-    settings: Settings | None = request.get(_SETTINGS)
-    if settings is None:
+    return _state(request).settings
+
+
+def _state(request: web.Request) -> _State:
+    # request[...] rather than request.get(): the Mapping mixin's get() costs
+    # an exception per miss, and this runs several times per guarded request.
+    try:
+        state: _State = request[_STATE]
+    except KeyError:
         raise RuntimeError(
             "aiotwinne.web middleware is not installed: call "
             "aiotwinne.web.setup(app, client) after aiohttp_session.setup(app, storage)"
-        )
-    return settings
+        ) from None
+    return state
 
 
 async def load_session(request: web.Request) -> aiohttp_session.Session:
@@ -109,8 +127,11 @@ async def load_session(request: web.Request) -> aiohttp_session.Session:
     a traceback. (A failure while *saving* happens in aiohttp-session's own
     middleware, outside ours.)
     """
+    state: _State | None = request.get(_STATE)
+    if state is not None and state.session is not None:
+        return state.session
     try:
-        return await aiohttp_session.get_session(request)
+        session = await aiohttp_session.get_session(request)
     except RuntimeError:
         raise  # aiohttp-session is not set up: a programming error, shown as such
     except Exception as exc:  # the storage's own errors (redis, OS) have no common base
@@ -123,6 +144,16 @@ async def load_session(request: web.Request) -> aiohttp_session.Session:
             detail="The site cannot reach its session store right now. Please retry shortly.",
             retry_url=None,
         ) from None
+    if state is not None:
+        state.session = session
+    return session
+
+
+async def new_session(request: web.Request) -> aiohttp_session.Session:
+    """Start a new session for *request* (never promoting the current one)."""
+    session = await aiohttp_session.new_session(request)
+    _state(request).session = session
+    return session
 
 
 def record_of(session: aiohttp_session.Session) -> dict[str, Any]:
@@ -217,11 +248,11 @@ def _login_needed(
 # -- who is signed in ---------------------------------------------------------
 
 
-async def _signed_in(request: web.Request, settings: Settings) -> dict[str, Any] | None:
+async def _signed_in(request: web.Request, state: _State) -> dict[str, Any] | None:
     """The session's ``auth`` record if its token is still valid, else ``None``."""
-    auth: dict[str, Any] | None = request.get(_AUTH)
-    if auth is not None:
-        return auth
+    if state.auth is not None:
+        return state.auth
+    settings = state.settings
     session = await load_session(request)
     record = session.get(SESSION_KEY)
     if not isinstance(record, dict):
@@ -237,7 +268,7 @@ async def _signed_in(request: web.Request, settings: Settings) -> dict[str, Any]
         record = dict(record)
         _record.write_auto(record, 0)
         session[SESSION_KEY] = record
-    request[_AUTH] = auth
+    state.auth = auth
     return auth
 
 
@@ -267,11 +298,11 @@ async def require_login(request: web.Request) -> UserInfo:
 
 async def _ensure_login(request: web.Request) -> None:
     """The guard's hot path: no model is built, Twinne is not called."""
-    settings = settings_of(request)
-    if request.get(_BEARER) or await _signed_in(request, settings) is not None:
+    state = _state(request)
+    if state.bearer or await _signed_in(request, state) is not None:
         return
     session = await load_session(request)
-    raise _login_needed(request, settings, session)
+    raise _login_needed(request, state.settings, session)
 
 
 async def get_user(request: web.Request, *, fresh: bool = False) -> UserInfo | None:
@@ -292,30 +323,26 @@ async def get_user(request: web.Request, *, fresh: bool = False) -> UserInfo | N
             page when Twinne cannot be asked.
         RuntimeError: ``aiotwinne.web.setup()`` was not called.
     """
-    settings = settings_of(request)
-    user: UserInfo | None = request.get(_USER)
-    if request.get(_BEARER) or (user is not None and not fresh):
-        return user
-    auth = await _signed_in(request, settings)
+    state = _state(request)
+    if state.bearer or (state.user is not None and not fresh):
+        return state.user
+    auth = await _signed_in(request, state)
     if auth is None:
         return None
     if not fresh:
-        signed_in = _record.read_signed_in({"auth": auth})
-        if signed_in is None:
-            return None
-        request[_USER] = signed_in.user
-        return signed_in.user
-    return await _fetch_user(request, settings, auth)
+        state.user = _record.summary_user(auth)
+        return state.user
+    return await _fetch_user(request, state, auth)
 
 
-async def _fetch_user(request: web.Request, settings: Settings, auth: dict[str, Any]) -> UserInfo:
+async def _fetch_user(request: web.Request, state: _State, auth: dict[str, Any]) -> UserInfo:
+    settings = state.settings
     try:
         user = await settings.client.get_user_info(str(auth["tk"]))
     except (InvalidTokenError, UserNotFoundError) as exc:
         # Twinne's word beats our clock: same as a local expiry.
         _log.info("session token refused by Twinne (%s): new login", type(exc).__name__)
-        request.pop(_AUTH, None)
-        request.pop(_USER, None)
+        state.auth = state.user = None
         session = await load_session(request)
         record = record_of(session)
         record.pop("auth", None)
@@ -331,7 +358,7 @@ async def _fetch_user(request: web.Request, settings: Settings, auth: dict[str, 
             detail="Your profile could not be loaded from Twinne. Please retry shortly.",
             retry_url=None,
         ) from None
-    request[_USER] = user
+    state.user = user
     return user
 
 
@@ -341,7 +368,7 @@ async def get_token(request: web.Request) -> AccessToken | None:
     For calls of your own with the :class:`~aiotwinne.TwinneClient`. Its times
     are on the web layer's clock.
     """
-    auth = await _signed_in(request, settings_of(request))
+    auth = await _signed_in(request, _state(request))
     signed_in = _record.read_signed_in({"auth": auth}) if auth is not None else None
     return signed_in.access_token() if signed_in is not None else None
 
@@ -361,11 +388,10 @@ async def require_bearer(request: web.Request) -> UserInfo:
         web.HTTPException: The refusal.
         RuntimeError: ``aiotwinne.web.setup()`` was not called.
     """
-    settings = settings_of(request)
-    user: UserInfo | None = request.get(_USER)
-    if request.get(_BEARER) and user is not None:
-        return user
-    validator = settings.bearer
+    state = _state(request)
+    if state.bearer and state.user is not None:
+        return state.user
+    validator = state.settings.bearer
     if validator is None:  # pragma: no cover - setup() always creates one
         raise RuntimeError("Bearer validation is not configured")
     header = request.headers.get(hdrs.AUTHORIZATION)
@@ -382,8 +408,8 @@ async def require_bearer(request: web.Request) -> UserInfo:
                 401, "invalid_token", 'Bearer realm="api", error="invalid_token"'
             )
         raise _bearer_refusal(503, "provider_unavailable", None)
-    request[_BEARER] = True
-    request[_USER] = result.user
+    state.bearer = True
+    state.user = result.user
     return result.user
 
 
@@ -407,9 +433,7 @@ def _request_of(args: tuple[Any, ...]) -> web.Request:
     raise TypeError("a guarded handler must receive the request (or be a web.View method)")
 
 
-def _decorator(
-    check: Callable[[web.Request], Awaitable[object]], name: str
-) -> Callable[[Any], Any]:
+def _decorator(check: Callable[[web.Request], Awaitable[object]]) -> Callable[[Any], Any]:
     def decorate(handler: Any) -> Any:
         if isinstance(handler, type) and issubclass(handler, web.View):
             for method in hdrs.METH_ALL:
@@ -424,14 +448,13 @@ def _decorator(
             response: web.StreamResponse = await handler(*args, **kwargs)
             return response
 
-        setattr(guarded, name, True)
         return guarded
 
     return decorate
 
 
-_login_decorator = _decorator(_ensure_login, "__aiotwinne_login_required__")
-_bearer_decorator = _decorator(require_bearer, "__aiotwinne_bearer_required__")
+_login_decorator = _decorator(_ensure_login)
+_bearer_decorator = _decorator(require_bearer)
 
 
 @overload
@@ -480,7 +503,7 @@ def make_middleware(settings: Settings) -> Middleware:
 
     @web.middleware
     async def aiotwinne_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[_SETTINGS] = settings
+        request[_STATE] = _State(settings)
         if bearer or protect:
             path = request.path
             if bearer and path.startswith(bearer):

@@ -25,6 +25,7 @@ Only this module reads or writes that layout.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
@@ -42,6 +43,7 @@ __all__ = [
     "read_auto",
     "read_signed_in",
     "signed_in_record",
+    "summary_user",
     "write_auto",
     "write_pending",
 ]
@@ -150,30 +152,57 @@ def signed_in_record(token: AccessToken, user: UserInfo, *, now: float) -> dict[
 
 def read_signed_in(data: object) -> SignedIn | None:
     """Read the ``auth`` part of the record; ``None`` when absent or malformed."""
-    if not isinstance(data, Mapping):
+    # Session data is decoded JSON: plain dicts (isinstance on dict is much
+    # cheaper than on the Mapping ABC, and this runs on every guarded request).
+    if not isinstance(data, dict):
         return None
     auth = data.get("auth")
-    if not isinstance(auth, Mapping):
+    if not isinstance(auth, dict):
         return None
     token, iat, exp, summary = auth.get("tk"), auth.get("iat"), auth.get("exp"), auth.get("u")
     if (
         not isinstance(token, str)
         or not isinstance(iat, (int, float))
         or not isinstance(exp, (int, float))
-        or not isinstance(summary, Mapping)
+        or not isinstance(summary, dict)
     ):
         return None
-    user_id, username = summary.get("id"), summary.get("un")
-    if not isinstance(user_id, int) or not isinstance(username, str):
+    user = summary_user(auth)
+    if user is None:
         return None
-    user = UserInfo(
+    return SignedIn(token, float(iat), float(exp), user)
+
+
+def summary_user(auth: dict[str, Any]) -> UserInfo | None:
+    """The :class:`~aiotwinne.UserInfo` of an ``auth`` record's summary (cheap: cached)."""
+    summary = auth.get("u")
+    if not isinstance(summary, dict):
+        return None
+    user_id, username = summary.get("id"), summary.get("un")
+    if type(user_id) is not int or not isinstance(username, str):
+        return None
+    return _summary_user(
+        user_id,
+        username,
+        _str(summary.get("fn")),
+        _str(summary.get("ln")),
+        _str(summary.get("pic")) or None,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _summary_user(
+    user_id: int, username: str, first_name: str, last_name: str, picture_url: str | None
+) -> UserInfo:
+    # UserInfo is frozen, so one instance per summary can be shared by every
+    # request: building it is most of what get_user() would otherwise cost.
+    return UserInfo(
         id=user_id,
         username=username,
-        first_name=_str(summary.get("fn")),
-        last_name=_str(summary.get("ln")),
-        picture_url=_str(summary.get("pic")) or None,
+        first_name=first_name,
+        last_name=last_name,
+        picture_url=picture_url,
     )
-    return SignedIn(token, float(iat), float(exp), user)
 
 
 def _str(value: object) -> str:

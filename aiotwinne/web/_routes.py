@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Final
 
-import aiohttp_session
 from aiohttp import web
 
 from ..errors import (
@@ -41,6 +40,7 @@ from ._http import auth_key_from_query
 from ._middleware import (
     load_session,
     login_link,
+    new_session,
     record_of,
     return_path,
     settings_of,
@@ -125,7 +125,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
             raise start_login(settings, session, entry.next, retry=True) from None
         raise _login_error(request, settings, exc, entry.next) from None
 
-    fresh = await aiohttp_session.new_session(request)
+    fresh = await new_session(request)
     new_record: dict[str, Any] = {
         "auth": _record.signed_in_record(token, user, now=settings.clock())
     }
