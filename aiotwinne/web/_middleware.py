@@ -233,7 +233,7 @@ def _login_needed(
         return login_required_response(request, login_link(settings, next_path))
     next_path = return_path(settings, request.path_qs)
     if _record.read_auto(session.get(SESSION_KEY)) >= settings.max_auto_logins:
-        _log.warning("login loop stopped after %d automatic logins", settings.max_auto_logins)
+        _log.warning("login loop stopped after %d logins in a row", settings.max_auto_logins)
         return error_response(
             request,
             status=502,
