@@ -42,6 +42,7 @@ import datetime as dt
 import html
 import importlib.util
 import json
+import logging
 import os
 import sys
 import threading
@@ -50,6 +51,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, TextIO
+from urllib.parse import urljoin
 
 import aiohttp
 import attrs
@@ -133,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    _configure_logging(verbose=args.verbose)
     command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = args.command
     try:
         return asyncio.run(command(args))
@@ -155,6 +158,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _configure_logging(*, verbose: bool) -> None:
+    """Quiet by default (errors are reported as one line each); ``-v`` shows retries.
+
+    Without this, Python's last-resort handler would print stamina's bare
+    ``stamina.retry_scheduled`` warnings. Every record the library writes is
+    redacted; the format prints only the message, never a record's extras.
+    """
+    logging.basicConfig(
+        format=f"{_PROG}: %(name)s: %(message)s",
+        level=logging.WARNING if verbose else logging.ERROR,
+        stream=sys.stderr,
+    )
+    if verbose:
+        logging.getLogger("aiotwinne").setLevel(logging.DEBUG)
+
+
 def _error(message: str) -> None:
     print(f"{_PROG}: error: {message}", file=sys.stderr)
 
@@ -163,7 +182,11 @@ def _error(message: str) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    connection = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="log retries and the library's debug output"
+    )
+    connection = argparse.ArgumentParser(add_help=False, parents=[common])
     group = connection.add_argument_group("Twinne connection")
     group.add_argument(
         "--base-url",
@@ -272,6 +295,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     cmd = commands.add_parser(
         "emulator",
+        parents=[common],
         help="run the Twinne emulator",
         description="Run a local Twinne emulator with one app and some users, until Ctrl-C. "
         "It prints the app's credentials, secret included: it is a local fake, and you need "
@@ -292,6 +316,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     cmd = commands.add_parser(
         "demo",
+        parents=[common],
         help="the whole story on the emulator: login, re-login, bulk",
         description="Start the emulator and the example site (examples/webapp.py, from a "
         "source checkout) on loopback, then walk through a login, a guarded page, the "
@@ -697,7 +722,7 @@ async def _emulator(args: argparse.Namespace) -> int:
             "  (a local fake: its app secret is printed on purpose, to point a site at it)\n"
             f"  app id        {app.app_id}\n"
             f"  app secret    {app.secret}\n"
-            f"  redirect URL  {app.redirect_url}\n"
+            f"  redirect URL  {urljoin(emu.base_url, app.redirect_url)}\n"
             f"  login link    {emu.login_url(app)}\n"
             f"  sign in at    {emu.login_page_url} as user1{last} (no password)\n"
             "\n"
