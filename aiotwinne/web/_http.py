@@ -28,7 +28,11 @@ MAX_AUTH_KEY_LENGTH: Final = 256
 # Printable ASCII without space and backslash. Paths that come from a request
 # URL are already percent-encoded, so a legitimate path never needs more.
 _PATH_CHARS: Final = re.compile(r"[!-\[\]-~]*")
-_BAD_KEY_CHARS: Final = re.compile(r"[\s\x00-\x1f\x7f]")
+# What a query value can hold literally (RFC 3986 "query" characters) without
+# the separators split on below ("+" reaches the check only as %2B: a literal
+# one is a space). Twinne appends the key as plain text, so a key holding
+# anything else (&, #, ?, %, quotes, non-ASCII, whitespace) is not Twinne's.
+_KEY_CHARS: Final = re.compile(r"[A-Za-z0-9\-._~!$'()*+,=:@/]+")
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
 _DECODE_ROUNDS: Final = 4
 
@@ -93,17 +97,19 @@ def auth_key_from_query(raw_query: str) -> str | None:
     Twinne appends ``?auth_key=KEY`` as plain text, even when the registered
     redirect URL already has a query (``/cb?x=1?auth_key=KEY``), so the
     query is split on both ``&`` and ``?`` rather than read with a standard
-    parser. Only what PROTOCOL.md calls a caller's mistake is refused (empty,
-    whitespace or control characters) plus an absurd length; the key is not
-    required to be hex, because other Sngine sites may differ.
+    parser. The key is not required to be hex, because other Sngine sites may
+    differ; but since Twinne appends it as plain text, a key that decodes to a
+    character a URL query cannot hold literally (``&``, ``#``, ``?``, ``%``,
+    quotes, non-ASCII, whitespace, controls) cannot be Twinne's and is refused
+    here, before anything is sent.
 
     Args:
         raw_query: The query string as received, still percent-encoded.
 
     Returns:
         The decoded key, or ``None`` when it is missing, given more than
-        once, empty, longer than :data:`MAX_AUTH_KEY_LENGTH`, or holds
-        whitespace or control characters.
+        once, empty, longer than :data:`MAX_AUTH_KEY_LENGTH`, or holds a
+        character outside those a query can carry literally.
     """
     found: list[str] = []
     for part in re.split(r"[&?;]", raw_query):
@@ -116,7 +122,7 @@ def auth_key_from_query(raw_query: str) -> str | None:
         key = unquote(found[0].replace("+", " "), errors="strict")
     except UnicodeDecodeError:
         return None
-    if not key or len(key) > MAX_AUTH_KEY_LENGTH or _BAD_KEY_CHARS.search(key):
+    if len(key) > MAX_AUTH_KEY_LENGTH or not _KEY_CHARS.fullmatch(key):
         return None
     return key
 

@@ -133,10 +133,16 @@ def test_auth_key_is_found(query: str, expected: str) -> None:
         "auth_key=abc%0Adef",
         "auth_key=abc%00",
         "auth_key=%ff%fe",
+        "auth_key=abc%26app_id%3D1",
+        "auth_key=abc%23def",
+        "auth_key=abc%3Fx%3D1",
+        "auth_key=abc%25",
+        "auth_key=%22%3E%3Cscript%3E",
+        "auth_key=%C3%A9t%C3%A9",
     ],
 )
 def test_bad_auth_keys_are_refused(query: str) -> None:
-    """Missing, repeated, empty, over-long, whitespace or control characters: refused."""
+    """Missing, repeated, empty, over-long, or holding what Twinne never appends: refused."""
     assert auth_key_from_query(query) is None
 
 
