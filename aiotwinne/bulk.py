@@ -110,6 +110,7 @@ def fetch_profiles(
 
     Raises:
         ValueError: *concurrency* is below 1 or *rate* is not positive (at call time).
+        TypeError: *tokens* is a single string (at call time).
         Exception: Whatever the input iterable raises while being read, and any
             exception from the client that is not a :class:`~aiotwinne.TwinneError`
             (such as ``RuntimeError`` for a closed client): both are the caller's
@@ -120,6 +121,9 @@ def fetch_profiles(
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
     if rate is not None and not rate > 0:
         raise ValueError(f"rate must be a positive number of requests per second, got {rate!r}")
+    if isinstance(tokens, (str, bytes)):
+        # A lone token would be read one character at a time.
+        raise TypeError("tokens must be an iterable of tokens, not a single str")
     return _iterate(_Bulk(client, tokens, concurrency, ordered, rate))
 
 
@@ -195,6 +199,7 @@ class _Bulk:
         "_ready",
         "_room",
         "_source",
+        "_stopping",
         "_taken",
         "_wakeup",
         "_window",
@@ -234,6 +239,7 @@ class _Bulk:
         self._wakeup: asyncio.Future[None] | None = None  # the consumer waits on it
         self._room: asyncio.Future[None] | None = None  # workers wait on it for window room
         self._workers: list[asyncio.Task[None]] = []
+        self._stopping = False
         self.active = 0
         self.failure: BaseException | None = None
 
@@ -257,6 +263,7 @@ class _Bulk:
 
     async def stop(self) -> None:
         """Cancel the workers and wait until every one of them has ended."""
+        self._stopping = True
         workers, self._workers = self._workers, []
         for task in workers:
             task.cancel()
@@ -291,6 +298,10 @@ class _Bulk:
         finally:
             self._wakeup = None
 
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+
     def _wake(self) -> None:
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
@@ -301,9 +312,14 @@ class _Bulk:
     async def _work(self) -> None:
         try:
             await self._work_items()
+        except asyncio.CancelledError:
+            if not self._stopping:
+                # Not our doing (a stray cancellation inside the client or the input):
+                # an item would silently lose its result, so the run fails instead.
+                self._fail(RuntimeError("a profile fetch was cancelled from outside the run"))
+            raise
         except Exception as exc:  # the input's or the client's bug: the consumer raises it
-            if self.failure is None:
-                self.failure = exc
+            self._fail(exc)
         finally:
             self.active -= 1
             self._wake()

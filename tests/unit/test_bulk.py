@@ -52,6 +52,7 @@ class FakeClient:
         self.calls = 0
         self.cancelled = 0
         self.started = asyncio.Event()  # set at every call's start
+        self.waiting: dict[str, asyncio.Task[Any]] = {}  # token -> the task held at its gate
 
     async def get_user_info(self, token: AccessToken | str) -> UserInfo:
         value = token.value if isinstance(token, AccessToken) else token
@@ -62,6 +63,9 @@ class FakeClient:
         try:
             gate = self.gates.get(value)
             if gate is not None:
+                task = asyncio.current_task()
+                assert task is not None
+                self.waiting[value] = task
                 await gate.wait()
             for _ in range(self.steps):
                 await asyncio.sleep(0)
@@ -361,6 +365,25 @@ def test_bad_options_are_refused_at_call_time(options: dict[str, Any], message: 
     """Invalid concurrency or rate raises ValueError before any iteration."""
     with pytest.raises(ValueError, match=message):
         fetch_profiles(fake(), [], **options)
+
+
+def test_a_single_string_is_refused_rather_than_read_letter_by_letter() -> None:
+    """Passing one token instead of a list raises TypeError at call time."""
+    with pytest.raises(TypeError, match="not a single str"):
+        fetch_profiles(fake(), "ok-1")
+
+
+async def test_a_stray_cancellation_fails_the_run_instead_of_losing_a_result() -> None:
+    """A fetch cancelled by someone else raises RuntimeError: no result is silently dropped."""
+    client = FakeClient()
+    client.gates["ok-1"] = asyncio.Event()
+    results = fetch_profiles(client, tokens_for(["ok"] * 3), concurrency=3)  # type: ignore[arg-type]
+    await anext(results)
+    await client.wait_in_flight(1)
+    client.waiting["ok-1"].cancel()
+    with pytest.raises(RuntimeError, match="cancelled from outside"):
+        await collect(results)
+    assert not other_tasks()
 
 
 class VirtualTime:
