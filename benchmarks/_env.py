@@ -1,0 +1,86 @@
+"""What a result depends on: date, interpreter, library versions, CPU, command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["LIBRARIES", "REPO_ROOT", "child_env", "describe", "have_uvloop"]
+
+#: The repository root: benchmarks run as ``python -m benchmarks`` from here.
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+
+#: Distributions whose versions go into every result file.
+LIBRARIES: Final = (
+    "aiotwinne",
+    "aiohttp",
+    "httpx",
+    "httpcore",
+    "uvloop",
+    "yarl",
+    "multidict",
+    "attrs",
+    "cattrs",
+    "stamina",
+    "aiohttp-session",
+    "cryptography",
+    # httpx's stack: httpcore retries `import sniffio` on every request when it is missing.
+    "anyio",
+    "h11",
+    "sniffio",
+)
+
+
+def have_uvloop() -> bool:
+    """Whether uvloop can be imported (it does not exist on Windows)."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def describe() -> dict[str, Any]:
+    """The environment of this run, for the results' ``meta`` section."""
+    argv = getattr(sys, "orig_argv", [sys.executable, *sys.argv])
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(argv),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "libraries": {name: _version(name) for name in LIBRARIES},
+    }
+
+
+def child_env() -> dict[str, str]:
+    """The environment for benchmark child processes: the repository importable."""
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
+    return env

@@ -1,0 +1,150 @@
+"""The sites the middleware benchmarks load, each served by a child process.
+
+Every variant answers ``GET /page`` with the same tiny handler; they differ in
+what runs before it:
+
+* ``bare``: nothing (plain aiohttp).
+* ``session``: aiohttp-session with an encrypted cookie; the handler loads the
+  session, as any page of a site with logins does.
+* ``guarded``: the same storage plus ``aiotwinne.web.setup()``, and the handler
+  behind ``@login_required``.
+* ``bearer``: ``aiotwinne.web.setup()`` with ``/api/`` under Bearer
+  authentication; ``GET /api/me`` answers the token's user id.
+
+``python -m benchmarks._webapps --variant V ...`` serves one and prints
+``{"port": P}`` once listening, then runs until its stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+from typing import Final
+
+import aiohttp_session
+from aiohttp import web
+
+from aiotwinne import TwinneClient
+from aiotwinne.web import cookie_storage, get_user, login_required, setup
+
+from ._child import ChildProcess, serve_commands
+from ._env import have_uvloop
+
+__all__ = ["VARIANTS", "WebAppProcess", "build_app", "free_port"]
+
+VARIANTS: Final = ("bare", "session", "guarded", "bearer")
+#: The body every page answers, so responses are the same size everywhere.
+PAGE: Final = "ok"
+
+
+async def _page(request: web.Request) -> web.Response:
+    return web.Response(text=PAGE)
+
+
+async def _session_page(request: web.Request) -> web.Response:
+    await aiohttp_session.get_session(request)
+    return web.Response(text=PAGE)
+
+
+async def _api_me(request: web.Request) -> web.Response:
+    user = await get_user(request)
+    return web.json_response({"id": user.id if user else None})
+
+
+def build_app(
+    variant: str, *, base_url: str, app_id: str, app_secret: str, session_key: str
+) -> web.Application:
+    """One benchmark site (see the module docstring for the variants)."""
+    app = web.Application()
+    if variant == "bare":
+        app.router.add_get("/page", _page)
+        return app
+    # http://127.0.0.1: no Secure flag, or the load tool's cookie would not be sent back.
+    aiohttp_session.setup(app, cookie_storage(session_key, secure=False))
+    if variant == "session":
+        app.router.add_get("/page", _session_page)
+        return app
+    client = TwinneClient(app_id, app_secret, base_url=base_url)
+    if variant == "guarded":
+        setup(app, client, secure_cookies=False)
+        app.router.add_get("/page", login_required(_page))
+    elif variant == "bearer":
+        setup(app, client, secure_cookies=False, bearer_prefixes=("/api/",))
+        app.router.add_get("/api/me", _api_me)
+    else:
+        raise ValueError(f"unknown variant {variant!r}")
+    return app
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the site is told it before it starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def _serve(app: web.Application, port: int) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", port, backlog=2048)
+        await site.start()
+        await serve_commands({"port": port})
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of a site's child process."""
+    parser = argparse.ArgumentParser(description="serve one benchmark site")
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--app-id", required=True)
+    parser.add_argument("--app-secret", required=True)
+    parser.add_argument("--session-key", required=True)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    args = parser.parse_args(argv)
+    app = build_app(
+        args.variant,
+        base_url=args.base_url,
+        app_id=args.app_id,
+        app_secret=args.app_secret,
+        session_key=args.session_key,
+    )
+    job = _serve(app, args.port)
+    if args.loop == "uvloop" and have_uvloop():
+        import uvloop
+
+        uvloop.run(job)
+    else:
+        asyncio.run(job)
+
+
+class WebAppProcess(ChildProcess):
+    """One benchmark site in a child process (see :class:`~benchmarks._child.ChildProcess`)."""
+
+    def __init__(
+        self,
+        variant: str,
+        *,
+        port: int,
+        base_url: str,
+        app_id: str,
+        app_secret: str,
+        session_key: str,
+        loop: str = "uvloop",
+    ) -> None:
+        args = ["--variant", variant, "--port", str(port), "--base-url", base_url]
+        args += ["--app-id", app_id, "--app-secret", app_secret]
+        args += ["--session-key", session_key, "--loop", loop]
+        super().__init__(f"the {variant} site", "benchmarks._webapps", args)
+        self.variant = variant
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+
+if __name__ == "__main__":
+    main()
