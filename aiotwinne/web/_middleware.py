@@ -56,6 +56,7 @@ __all__ = [
     "login_link",
     "login_required",
     "make_middleware",
+    "make_save_guard",
     "new_session",
     "record_of",
     "require_bearer",
@@ -79,7 +80,7 @@ def _request_key(name: str, kind: type) -> Any:
 class _State:
     """What aiotwinne knows about one request: one request key, plain attributes."""
 
-    __slots__ = ("auth", "bearer", "session", "settings", "user")
+    __slots__ = ("answered", "auth", "bearer", "session", "settings", "user")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -87,6 +88,9 @@ class _State:
         self.auth: dict[str, Any] | None = None
         self.user: UserInfo | None = None
         self.bearer = False
+        # The handler (or the guard) produced its answer: an exception after
+        # this point comes from aiohttp-session saving the session.
+        self.answered = False
 
 
 _STATE: Final = _request_key("aiotwinne.state", _State)
@@ -125,7 +129,7 @@ async def load_session(request: web.Request) -> aiohttp_session.Session:
 
     With ``RedisStorage`` a Redis outage would otherwise surface as a 500 with
     a traceback. (A failure while *saving* happens in aiohttp-session's own
-    middleware, outside ours.)
+    middleware, outside ours: :func:`make_save_guard` answers it.)
     """
     state: _State | None = request.get(_STATE)
     if state is not None and state.session is not None:
@@ -136,17 +140,21 @@ async def load_session(request: web.Request) -> aiohttp_session.Session:
         raise  # aiohttp-session is not set up: a programming error, shown as such
     except Exception as exc:  # the storage's own errors (redis, OS) have no common base
         _log.error("session storage failed: %s", type(exc).__name__)
-        raise error_response(
-            request,
-            status=503,
-            code="session_unavailable",
-            title="Sessions are unavailable",
-            detail="The site cannot reach its session store right now. Please retry shortly.",
-            retry_url=None,
-        ) from None
+        raise _session_unavailable(request) from None
     if state is not None:
         state.session = session
     return session
+
+
+def _session_unavailable(request: web.Request) -> web.HTTPException:
+    return error_response(
+        request,
+        status=503,
+        code="session_unavailable",
+        title="Sessions are unavailable",
+        detail="The site cannot reach its session store right now. Please retry shortly.",
+        retry_url=None,
+    )
 
 
 async def new_session(request: web.Request) -> aiohttp_session.Session:
@@ -503,13 +511,46 @@ def make_middleware(settings: Settings) -> Middleware:
 
     @web.middleware
     async def aiotwinne_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[_STATE] = _State(settings)
-        if bearer or protect:
-            path = request.path
-            if bearer and path.startswith(bearer):
-                await require_bearer(request)
-            elif protect and path.startswith(protect) and path not in own:
-                await _ensure_login(request)
-        return await handler(request)
+        request[_STATE] = state = _State(settings)
+        try:
+            if bearer or protect:
+                path = request.path
+                if bearer and path.startswith(bearer):
+                    await require_bearer(request)
+                elif protect and path.startswith(protect) and path not in own:
+                    await _ensure_login(request)
+            response = await handler(request)
+        except web.HTTPException:
+            state.answered = True
+            raise
+        state.answered = True
+        return response
 
     return aiotwinne_middleware
+
+
+def make_save_guard() -> Middleware:
+    """The middleware ``setup()`` puts *outside* aiohttp-session's: a failed save is a 503.
+
+    aiohttp-session saves a changed session after the handler has answered,
+    in its own middleware; a storage that fails then (Redis lost mid-request)
+    would surface as a 500 with a traceback. An exception that arrives here
+    after aiotwinne's middleware saw the answer can only come from that save.
+    The application's own errors, and aiohttp-session's ``RuntimeError`` for a
+    misuse, pass through unchanged.
+    """
+
+    @web.middleware
+    async def aiotwinne_save_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # the storage's own errors (redis, OS) have no common base
+            state: _State | None = request.get(_STATE)
+            if isinstance(exc, RuntimeError) or state is None or not state.answered:
+                raise
+            _log.error("session storage failed while saving: %s", type(exc).__name__)
+            raise _session_unavailable(request) from None
+
+    return aiotwinne_save_guard

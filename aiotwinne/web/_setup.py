@@ -14,7 +14,7 @@ from aiohttp import web
 from ..client import TwinneClient
 from ._bearer import BearerValidator
 from ._config import SETTINGS_KEY, TWINNE_CLIENT_KEY, Settings
-from ._middleware import make_middleware
+from ._middleware import make_middleware, make_save_guard
 from ._routes import callback, login, logout
 
 __all__ = ["InsecureCookieWarning", "check_cookie_params", "setup"]
@@ -133,6 +133,8 @@ def setup(
 
     Installs aiotwinne's middleware and three routes (login start, callback,
     logout), and ties the client's lifetime to the app's (closed at cleanup).
+    A second, small middleware goes just outside aiohttp-session's, so that a
+    session store failing while a session is saved answers 503, not 500.
     aiohttp-session must be set up first, on the same app; its absence, or its
     middleware placed after ours, fails at start-up (or here, when detectable)
     with a clear message, and the session cookie is checked (see
@@ -214,9 +216,12 @@ def setup(
 
     middleware = make_middleware(settings)
     app.middlewares.append(middleware)
-    checked_early = _session_middleware(app) is not None
-    if checked_early:
+    found = _session_middleware(app)
+    checked_early = found is not None
+    if found is not None:
         _check_app(app, middleware, secure=secure_cookies)
+        # Outside aiohttp-session's middleware, where its failed saves arrive.
+        app.middlewares.insert(found[0], make_save_guard())
 
     async def check_at_startup(app: web.Application) -> None:
         # The cookie was checked already when aiohttp-session came first.
