@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ pytest: $(STAMP)
 	$(BIN)/coverage run -m pytest -W error $(PYTEST_ARGS)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
+
+# The reliability suite (tests/reliability) at the sizes docs/reliability.md
+# reports: 100,000 bulk tokens, 1,000 browsers, 20 restarts... (several minutes).
+# Figures go to benchmarks/results/soak.json and soak.md.
+soak: $(STAMP)
+	AIOTWINNE_SOAK=1 AIOTWINNE_FIGURES=benchmarks/results/soak.json \
+		$(BIN)/python -m pytest -W error -p no:cacheprovider tests/reliability $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -57,7 +57,7 @@ async def test_concurrent_callbacks_stay_within_the_pool_and_leave_nothing_open(
                 statuses[answer.status] += 1
                 assert answer.headers.get("Location") == "/dashboard"
 
-        with Sampler(interval=0.05, port=emu.port) as sampler:
+        with Sampler(interval=0.01, port=emu.port) as sampler:
             await asyncio.gather(*(finish(b, k) for b, k in zip(browsers, keys, strict=True)))
         peak_sockets, samples = sampler.peak_sockets, sampler.samples
         during = open_fds()
@@ -90,7 +90,7 @@ async def test_concurrent_callbacks_stay_within_the_pool_and_leave_nothing_open(
             "concurrent callbacks (exchange + user info each)": logins,
             "answered 303": statuses[303],
             "client pool limit": LIMIT,
-            "peak sockets to Twinne (psutil, sampled every 50 ms)": peak_sockets,
+            "peak sockets to Twinne (psutil, sampled every 10 ms)": peak_sockets,
             "sampler readings": samples,
             "peak requests in flight at Twinne": emu.peak_concurrency,
             "open descriptors: baseline / during / after": f"{baseline} / {during} / {after}",

@@ -29,6 +29,7 @@ async def test_the_client_recovers_from_restarts_without_being_recreated(
     flaps = scaled(3, 20)
     app = emu.add_app(secret=app_secret)
     tokens = [emu.issue_token(user, app), *emu.issue_tokens(WORKERS - 1, app)]
+    watch.add_all(tokens)
     retry = RetryPolicy(
         attempts=4, deadline=DEADLINE, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01
     )
