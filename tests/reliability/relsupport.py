@@ -303,6 +303,11 @@ class Sampler:
         self._thread.join()
 
 
+def rss() -> int:
+    """This process's resident set size right now, in bytes."""
+    return int(psutil.Process().memory_info().rss)
+
+
 def open_fds() -> int:
     """File descriptors this process holds right now."""
     return psutil.Process().num_fds()

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from relsupport import Figures, Sampler, SecretWatch, mib, scaled
+from relsupport import Figures, Sampler, SecretWatch, mib, rss, scaled
 
 from aiotwinne import (
     AccessToken,
@@ -110,7 +110,7 @@ async def test_bulk_with_ten_percent_faults_gives_one_right_result_per_token(
             seen = bytearray(total)
             outcome: Counter[str] = Counter()
             misclassified: list[str] = []
-            baseline = Sampler()._process.memory_info().rss
+            baseline = rss()
             started = time.perf_counter()
             with Sampler(interval=0.05) as sampler:
                 async for result in client.fetch_profiles(source(), concurrency=CONCURRENCY):

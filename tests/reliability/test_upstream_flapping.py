@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 import pytest
-from relsupport import Figures, SecretWatch, ms, percentile, scaled
+from relsupport import Figures, SecretWatch, ms, open_fds, percentile, scaled
 
 from aiotwinne import RetryPolicy, TransportError, TwinneClient, TwinneError
 from aiotwinne.testing import EmulatedUser, TwinneEmulator
@@ -37,6 +37,7 @@ async def test_the_client_recovers_from_restarts_without_being_recreated(
     failed_after: list[float] = []
     others: list[str] = []
     stop = asyncio.Event()
+    baseline = open_fds()
 
     async with TwinneClient(
         app.app_id, app.secret, base_url=emu.base_url, retry=retry, timeout=0.5
@@ -86,7 +87,13 @@ async def test_the_client_recovers_from_restarts_without_being_recreated(
         await asyncio.gather(*workers)
         recovered = outcomes["ok"] - ok_before_last
         assert not client.closed
+    for _ in range(200):  # closed transports release their descriptors on the next loop turns
+        if open_fds() <= baseline:
+            break
+        await asyncio.sleep(0.01)
+    leaked = open_fds() - baseline
 
+    assert leaked <= 0
     assert others == []
     assert outcomes["hung"] == 0
     assert outcomes["TransportError"] > 0  # the outages really were seen
@@ -107,5 +114,6 @@ async def test_the_client_recovers_from_restarts_without_being_recreated(
             "exchanges during an outage (all TransportError; key exchanged after)": flaps,
             "... reported as": dict(exchange_outcomes),
             "client recreated": "no",
+            "descriptors left open after close": max(0, leaked),
         },
     )
