@@ -30,7 +30,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Final, TypeAlias
 
-from .errors import InvalidTokenError, TwinneError
+from .errors import MalformedTokenError, TwinneError
 from .models import AccessToken, ProfileResult
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ def fetch_profiles(
     :class:`~aiotwinne.HTTPStatusError` / :class:`~aiotwinne.ProtocolError`).
     An item that is not a usable token at all (an empty string, one holding
     whitespace or control characters, or an object that is not a string) is
-    never sent: its result holds an :class:`~aiotwinne.InvalidTokenError` with
-    ``attempts == 0`` and ``status is None``.
+    never sent: its result holds a :class:`~aiotwinne.MalformedTokenError` (an
+    ``InvalidTokenError`` with ``attempts == 0``).
 
     Closing the iterator (``aclose()``, leaving an ``async with
     contextlib.aclosing(...)`` block) or cancelling the task that iterates it
@@ -400,7 +400,7 @@ class _Bulk:
             return index, item
 
 
-def _unusable(exc: ValueError | TypeError) -> InvalidTokenError:
+def _unusable(exc: ValueError | TypeError) -> MalformedTokenError:
     """The result's error for an item the client refused to send (never a request)."""
     # check_identifier's message never repeats the value ("access_token is empty").
-    return InvalidTokenError(f"not a usable access token: {exc}", status=None, attempts=0)
+    return MalformedTokenError(f"not a usable access token: {exc}", status=None, attempts=0)

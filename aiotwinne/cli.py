@@ -64,6 +64,7 @@ from .client import TwinneClient
 from .errors import (
     HTTPStatusError,
     InvalidTokenError,
+    MalformedTokenError,
     ProtocolError,
     TokenExpiredError,
     TransportError,
@@ -665,9 +666,9 @@ def _status(result: ProfileResult) -> str:
         return "ok"
     if isinstance(error, TokenExpiredError):
         return "expired"
+    if isinstance(error, MalformedTokenError):  # refused before sending
+        return "blank" if result.token == "" else "malformed"
     if isinstance(error, InvalidTokenError):
-        if error.attempts == 0:  # refused before sending: not a token at all
-            return "blank" if result.token == "" else "malformed"
         return "invalid"
     if isinstance(error, UserNotFoundError):
         return "not_found"

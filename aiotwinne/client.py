@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from types import TracebackType
 from typing import Final
 
@@ -323,7 +323,7 @@ class TwinneClient:
         concurrency: int = 32,
         ordered: bool = False,
         rate: float | None = None,
-    ) -> AsyncIterator[ProfileResult]:
+    ) -> AsyncGenerator[ProfileResult, None]:
         """Fetch many profiles with bounded concurrency, yielding one result per input.
 
         See :func:`aiotwinne.bulk.fetch_profiles` for the full contract.

@@ -25,6 +25,7 @@ __all__ = [
     "InvalidAuthKeyError",
     "InvalidSecretError",
     "InvalidTokenError",
+    "MalformedTokenError",
     "ProtocolError",
     "TokenExpiredError",
     "TransportError",
@@ -91,6 +92,15 @@ class InvalidAuthKeyError(APIError):
 
 class InvalidTokenError(APIError):
     """The access token is missing or unknown to Twinne."""
+
+
+class MalformedTokenError(InvalidTokenError):
+    """A bulk input item that is not a usable token (empty, whitespace or control
+    characters, or not a string). It was never sent: ``attempts`` is 0.
+
+    Single calls raise :class:`ValueError` for such input instead; in a bulk
+    fetch, per-item failures are values, so the item gets this error.
+    """
 
 
 class TokenExpiredError(InvalidTokenError):

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from aiotwinne import (
     AccessToken,
     InvalidTokenError,
+    MalformedTokenError,
     ProfileResult,
     TokenExpiredError,
     TransportError,
@@ -246,15 +247,16 @@ async def test_a_slow_consumer_stops_the_reading_of_input() -> None:
         assert read <= 1 + 4 + _UNORDERED_SLACK
 
 
-async def test_unusable_items_become_invalid_token_results_without_a_request() -> None:
-    """Empty, blank, spaced and non-string items get InvalidTokenError results; nothing is sent."""
+async def test_unusable_items_become_malformed_token_results_without_a_request() -> None:
+    """Empty, blank, spaced and non-string items become MalformedTokenError results, unsent."""
     client = TwinneClient("1", "s" * 32, base_url="http://127.0.0.1:9")
     items: list[Any] = ["", "  ", "abc def", "tab\there", None, 3.5]
     results = await client.gather_profiles(items, concurrency=2)
     assert [r.index for r in results] == list(range(len(items)))
     for result, item in zip(results, items, strict=True):
         assert result.token is item
-        assert type(result.error) is InvalidTokenError
+        assert type(result.error) is MalformedTokenError
+        assert isinstance(result.error, InvalidTokenError)
         assert result.error.attempts == 0
         assert result.error.status is None
         assert str(result.error).startswith("not a usable access token")
