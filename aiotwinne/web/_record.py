@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import secrets
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Final
@@ -35,6 +36,8 @@ import attrs
 from ..models import AccessToken, UserInfo
 
 __all__ = [
+    "MAX_PENDING_NEXT",
+    "PENDING_BUDGET",
     "SESSION_KEY",
     "Pending",
     "SignedIn",
@@ -53,6 +56,14 @@ SESSION_KEY: Final = "aiotwinne"
 
 _MAX_TEXT: Final = 200
 _MAX_URL: Final = 512
+#: Most characters of a return path kept in a pending login; a longer one keeps
+#: only its path (its query dropped), or ``/`` (see :data:`PENDING_BUDGET`).
+MAX_PENDING_NEXT: Final = 512
+#: Bytes of JSON all pending logins together may take. With the signed-in
+#: record beside them and EncryptedCookieStorage's encoding on top, the cookie
+#: stays under the 4,096 bytes browsers keep: a larger ``Set-Cookie`` is
+#: silently ignored, and the login it carried is lost.
+PENDING_BUDGET: Final = 1536
 
 
 @attrs.frozen
@@ -76,8 +87,8 @@ class Pending:
 
     @classmethod
     def new(cls, now: float, next_path: str, *, retry: bool = False) -> Pending:
-        """A fresh pending login with a random marker."""
-        return cls(secrets.token_urlsafe(16), now, next_path, retry)
+        """A fresh pending login with a random marker (a very long *next_path* is shortened)."""
+        return cls(secrets.token_urlsafe(16), now, _fit_next(next_path), retry)
 
     def to_json(self) -> dict[str, Any]:
         """The session form."""
@@ -96,6 +107,13 @@ class Pending:
         ):
             return None
         return cls(marker, float(created), next_path, bool(data.get("r")))
+
+
+def _fit_next(path: str) -> str:
+    if len(path) <= MAX_PENDING_NEXT:
+        return path
+    bare = path.split("?", 1)[0]
+    return bare if len(bare) <= MAX_PENDING_NEXT else "/"
 
 
 @attrs.frozen
@@ -228,7 +246,9 @@ def add_pending(
     Several tabs may log in at once, so several pending logins coexist; but a
     burst of requests that all need a login (a page's many expired requests)
     must not fill the session, so a login to the same page started less than
-    *reuse_within* seconds ago is reused, and only the newest *cap* are kept.
+    *reuse_within* seconds ago is reused, and only the newest *cap* are kept,
+    fewer when their return paths would take more than :data:`PENDING_BUDGET`
+    bytes (the session cookie must stay under what browsers keep).
 
     Returns:
         The new list (oldest first) and the entry in force.
@@ -240,7 +260,10 @@ def add_pending(
             and 0 <= entry.created - existing.created < reuse_within
         ):
             return pending, existing
-    return [*pending, entry][-cap:], entry
+    kept = [*pending, entry][-cap:]
+    while len(kept) > 1 and len(json.dumps([p.to_json() for p in kept])) > PENDING_BUDGET:
+        del kept[0]
+    return kept, entry
 
 
 def write_pending(record: MutableMapping[str, Any], pending: list[Pending]) -> None:

@@ -9,6 +9,8 @@ import pytest
 
 from aiotwinne import AccessToken, UserInfo
 from aiotwinne.web._record import (
+    MAX_PENDING_NEXT,
+    PENDING_BUDGET,
     Pending,
     add_pending,
     live_pending,
@@ -123,6 +125,26 @@ def test_pending_logins_are_capped_keeping_the_newest() -> None:
             pending, Pending(str(i), float(i), f"/{i}"), cap=5, reuse_within=1
         )
     assert [p.marker for p in pending] == ["3", "4", "5", "6", "7"]
+
+
+def test_pending_logins_stay_within_the_cookie_budget() -> None:
+    """Long return paths evict the oldest pending logins before the cookie outgrows browsers."""
+    pending: list[Pending] = []
+    for i in range(5):
+        pending, entry = add_pending(
+            pending, Pending.new(float(i), f"/{i}?q=" + "x" * 480), cap=5, reuse_within=1
+        )
+    assert pending[-1] is entry
+    assert 1 < len(pending) < 5
+    assert len(json.dumps([p.to_json() for p in pending])) <= PENDING_BUDGET
+
+
+def test_an_overlong_return_path_keeps_its_path_or_falls_back_to_home() -> None:
+    """A return path beyond MAX_PENDING_NEXT drops its query; an overlong path itself gives '/'."""
+    assert Pending.new(0.0, "/search?q=" + "x" * 2000).next == "/search"
+    assert Pending.new(0.0, "/" + "p" * 2000).next == "/"
+    short = "/search?q=" + "x" * (MAX_PENDING_NEXT - 20)
+    assert Pending.new(0.0, short).next == short
 
 
 def test_a_recent_login_to_the_same_page_is_reused() -> None:
