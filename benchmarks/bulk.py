@@ -23,12 +23,12 @@ import json
 import resource
 import subprocess
 import sys
-from collections.abc import AsyncGenerator, Iterator
-from typing import Any, Final, cast
+from collections.abc import Iterator
+from typing import Any, Final
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the bench extra
 
-from aiotwinne import ProfileResult, TwinneClient
+from aiotwinne import TwinneClient
 
 from ._env import REPO_ROOT, child_env
 from ._loops import available_loops, run_on
@@ -49,11 +49,7 @@ async def bulk_rate(client: TwinneClient, count: int, concurrency: int) -> tuple
     """Profiles per second (and CPU per profile) of one ``fetch_profiles`` run; successes."""
     ok = 0
     with Timer() as timer:
-        # fetch_profiles is an async generator, typed as the AsyncIterator it promises.
-        results = cast(
-            "AsyncGenerator[ProfileResult, None]",
-            client.fetch_profiles(lazy_tokens(count), concurrency=concurrency),
-        )
+        results = client.fetch_profiles(lazy_tokens(count), concurrency=concurrency)
         async with contextlib.aclosing(results):
             async for result in results:
                 ok += result.ok
