@@ -40,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--load",
-        choices=("auto", "wrk", "aiohttp"),
+        choices=("auto", "wrk", "python"),
         default="auto",
-        help="HTTP load tool for the upstream ceilings and benchmark 4 (auto: wrk if installed)",
+        help="load tool for the upstream ceilings and benchmark 4 "
+        "(auto: wrk if installed, else the python stand-in)",
     )
     parser.add_argument(
         "--strict",

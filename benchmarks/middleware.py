@@ -153,4 +153,4 @@ def run(
 def _tool_used() -> str:
     from ._load import wrk_path
 
-    return "wrk" if wrk_path() else "aiohttp"
+    return "wrk" if wrk_path() else "python"

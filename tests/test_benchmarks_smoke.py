@@ -57,7 +57,7 @@ def test_meta_records_the_environment(bench: tuple[Settings, Path, dict[str, Any
         upstream = meta["upstreams"][kind]
         assert upstream["kind"] == kind
         assert upstream["ceiling_rps"] > 0
-        assert upstream["ceiling_tool"] in ("wrk", "aiohttp")
+        assert upstream["ceiling_tool"] in ("wrk", "python")
 
 
 def test_client_overhead_measures_every_contender_at_every_point(
