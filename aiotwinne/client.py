@@ -9,6 +9,7 @@ Twinne's payloads.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
@@ -37,6 +38,31 @@ _log = logging.getLogger("aiotwinne")
 
 _UTC = dt.timezone.utc
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+
+# The current attempt's "still waiting for a connection" flag, kept by _Connector.
+# An attempt that timed out while it was set (queued behind a full pool, or the
+# connect itself slow) provably never left, so it spent no auth_key.
+_WAITING: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "aiotwinne_waiting", default=None
+)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """The pool of the client's own session: notes while an attempt waits for a connection."""
+
+    async def connect(
+        self,
+        req: aiohttp.ClientRequest,
+        traces: list[aiohttp.tracing.Trace],
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.connector.Connection:
+        flag = _WAITING.get()
+        if flag is not None:
+            flag[0] = True
+        connection = await super().connect(req, traces, timeout)
+        if flag is not None:
+            flag[0] = False
+        return connection
 
 
 @attrs.frozen
@@ -211,7 +237,7 @@ class TwinneClient:
         if self._closed:
             raise RuntimeError("TwinneClient is closed")
         if self._session is None:
-            connector = aiohttp.TCPConnector(
+            connector = _Connector(
                 limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300
             )
             self._session = aiohttp.ClientSession(
@@ -454,6 +480,8 @@ class TwinneClient:
         if timeout.total is None or timeout.total > remaining:
             timeout = attrs.evolve(timeout, total=remaining)
         error: TransportError
+        waiting = [False]  # set by the client's own pool only: a borrowed one never says
+        reset = _WAITING.set(waiting)
         try:
             async with session.get(
                 URL(url, encoded=True), allow_redirects=False, timeout=timeout
@@ -475,8 +503,16 @@ class TwinneClient:
             # The connection never opened: the request provably did not leave.
             error = self._transport_error("could not connect to Twinne", exc, secrets, number)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            error = self._transport_error("no complete answer from Twinne", exc, secrets, number)
-            error.auth_key_may_be_spent = spends_key
+            if not (waiting[0] and isinstance(exc, asyncio.TimeoutError)):
+                error = self._transport_error(
+                    "no complete answer from Twinne", exc, secrets, number
+                )
+                error.auth_key_may_be_spent = spends_key
+            else:
+                # Timed out still waiting for a connection from a full pool: nothing was sent.
+                error = self._transport_error("no free connection to Twinne", exc, secrets, number)
+        finally:
+            _WAITING.reset(reset)
         raise error
 
     def _transport_error(

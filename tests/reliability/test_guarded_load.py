@@ -58,12 +58,10 @@ async def test_thousands_of_guarded_requests_from_hundreds_of_browsers(
     watch: SecretWatch,
     figures: Figures,
 ) -> None:
-    """Fresh, expired and anonymous browsers; pages, JSON and POSTs at once: 0 answers of 500.
-
-    Every expired or anonymous navigation gets exactly one redirect to Twinne's
-    login, every JSON call or POST a 401, fresh sessions their pages; no call
-    reaches Twinne; each session keeps at most max_pending pending logins.
-    """
+    """Fresh/expired/anonymous browsers at once: no 500, one login redirect or 401 each."""
+    # Every expired or anonymous navigation gets exactly one redirect to Twinne's
+    # login, every JSON call or POST a 401, fresh sessions their pages; no call
+    # reaches Twinne; each session keeps at most max_pending pending logins.
     browsers_n = scaled(200, 1000)
     key = Fernet.generate_key()
     fernet = Fernet(key)

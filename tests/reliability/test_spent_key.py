@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import aiohttp
@@ -9,7 +10,7 @@ import pytest
 from relsupport import Figures, SecretWatch
 from websupport import NAVIGATE, Site, follow
 
-from aiotwinne import InvalidAuthKeyError, RetryPolicy, TransportError, TwinneClient
+from aiotwinne import AccessToken, InvalidAuthKeyError, RetryPolicy, TransportError, TwinneClient
 from aiotwinne.testing import EmulatedUser, TwinneEmulator
 
 ROW = "Connection dropped after /api/authorize was read"
@@ -82,5 +83,50 @@ async def test_a_dropped_exchange_sends_the_browser_through_one_fresh_login(
         **{
             "browser path": " -> ".join(map(str, statuses)),
             "'invalid auth_key' pages shown": 0,
+        },
+    )
+
+
+async def test_an_exchange_that_timed_out_waiting_for_the_pool_is_not_reported_spent(
+    emu: TwinneEmulator, app_secret: str, watch: SecretWatch, figures: Figures
+) -> None:
+    """Queued in a full pool until its timeout, an exchange never left: retried, not 'spent'."""
+    app = emu.add_app(secret=app_secret)
+    users = emu.add_users(3)
+    keys = [emu.authorize(user, app) for user in users]
+    # One connection, three exchanges of 0.25 s each, 0.3 s per attempt: the second
+    # is sent and times out (its key really is spent), the third waits in the pool.
+    emu.inject("latency", endpoint="authorize", delay=0.25, count=3)
+    async with TwinneClient(
+        app.app_id,
+        app.secret,
+        base_url=emu.base_url,
+        limit=1,
+        timeout=0.3,
+        retry=RetryPolicy.no_wait(attempts=3),
+    ) as client:
+        results = await asyncio.gather(*(client.exchange(k) for k in keys), return_exceptions=True)
+        await emu.wait_idle()
+        wrongly_spent = wrongly_unspent = 0
+        for key, result in zip(keys, results, strict=True):
+            if isinstance(result, AccessToken):
+                continue
+            assert isinstance(result, TransportError), result
+            watch.exception(result)
+            try:
+                await client.exchange(key)
+            except InvalidAuthKeyError:
+                wrongly_unspent += not result.auth_key_may_be_spent
+            else:
+                wrongly_spent += result.auth_key_may_be_spent
+    assert wrongly_unspent == 0  # the safety property: never call a spent key unspent
+    assert wrongly_spent == 0
+    figures.record(
+        ROW,
+        **{
+            "exchanges queued past their timeout: reported spent although never sent": (
+                wrongly_spent
+            ),
+            "exchanges reported unspent although spent": wrongly_unspent,
         },
     )
