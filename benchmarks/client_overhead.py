@@ -13,6 +13,7 @@ time slice each per round, in an order rotating every round.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +23,7 @@ from typing import Any, Final, cast
 import aiohttp
 import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from aiotwinne import TwinneClient, UserInfo
 from aiotwinne.models import user_info_from_wire
@@ -29,7 +31,17 @@ from aiotwinne.models import user_info_from_wire
 from ._loops import LoopFactory, run_on
 from ._stats import Sample, Timer, compare, interleave
 
-__all__ = ["CONTENDERS", "POOL_LIMIT", "measure_point", "open_contenders", "run", "run_loop"]
+__all__ = [
+    "CONTENDERS",
+    "POOL_LIMIT",
+    "measure_point",
+    "open_contenders",
+    "run",
+    "run_loop",
+    "stub_overhead",
+    "timed_slice",
+    "unique_tokens",
+]
 
 #: Connections per contender: TwinneClient's default ``limit``, matched by the others.
 POOL_LIMIT: Final = 100
@@ -37,6 +49,7 @@ POOL_LIMIT: Final = 100
 CONTENDERS: Final = ("aiotwinne", "aiohttp", "httpx")
 
 Call = Callable[[str], Awaitable[UserInfo]]
+Tokens = Callable[[], str]
 
 
 async def open_contenders(
@@ -78,34 +91,40 @@ async def open_contenders(
     return {"aiotwinne": twinne.get_user_info, "aiohttp": with_aiohttp, "httpx": with_httpx}
 
 
-async def timed_slice(
-    call: Call, tokens: Sequence[str], concurrency: int, seconds: float
-) -> Sample:
+def unique_tokens() -> Tokens:
+    """A source of tokens never seen before, as in real traffic (one per user).
+
+    The static upstream accepts any token. A small fixed set would let yarl's
+    URL cache (128 entries) hand every contender ready-parsed URLs, a saving
+    no real client gets.
+    """
+    counter = itertools.count(1)
+    return lambda: f"{next(counter):032x}"
+
+
+async def timed_slice(call: Call, tokens: Tokens, concurrency: int, seconds: float) -> Sample:
     """Calls per second (and CPU per call) with *concurrency* workers busy for *seconds*.
 
     Every worker finishes the call it is in when time is up; those calls count,
     and so does the time they take.
     """
     deadline = time.perf_counter() + seconds
-    size = len(tokens)
 
-    async def worker(first: int) -> int:
+    async def worker() -> int:
         done = 0
-        index = first
         while time.perf_counter() < deadline:
-            await call(tokens[index % size])
+            await call(tokens())
             done += 1
-            index += concurrency
         return done
 
     with Timer() as timer:
-        counts = await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        counts = await asyncio.gather(*(worker() for _ in range(concurrency)))
     return timer.sample(sum(counts))
 
 
 async def measure_point(
     calls: dict[str, Call],
-    tokens: Sequence[str],
+    tokens: Tokens,
     *,
     concurrency: int,
     rounds: int,
@@ -138,9 +157,9 @@ async def run_loop(
         calls = await open_contenders(
             stack, upstream["base_url"], upstream["app_id"], upstream["app_secret"]
         )
-        tokens = upstream["tokens"]
+        tokens = unique_tokens()
         # A sanity check that all three really fetch the same profile.
-        users = {name: await call(tokens[0]) for name, call in calls.items()}
+        users = {name: await call(tokens()) for name, call in calls.items()}
         if len({user.id for user in users.values()}) != 1:
             raise RuntimeError(f"the contenders disagree: {users}")
         points = []
@@ -193,7 +212,11 @@ class _StubSession:
     def __init__(self, body: bytes) -> None:
         self._response = _StubResponse(body)
 
-    def get(self, url: object, **_: object) -> _StubResponse:
+    def get(self, url: str | URL, **_: object) -> _StubResponse:
+        # What aiohttp does first with the URL (ClientSession._build_url): parse a
+        # string; take a yarl.URL (the client passes a pre-encoded one) as it is.
+        if not isinstance(url, URL):
+            URL(url)
         return self._response
 
     async def close(self) -> None:
@@ -205,11 +228,10 @@ async def stub_overhead(body: bytes, *, calls: int, rounds: int) -> dict[str, An
 
     Both ``TwinneClient.get_user_info`` (on a borrowed stub session) and the
     hand-written aiohttp code (on the same stub) run *calls* times per round,
-    interleaved. What remains is Python work only, so the best of many short
-    rounds is stable to a fraction of a microsecond, and the difference is
-    what the client adds to every call. (It slightly overstates it: the stub
-    never parses the hand-written code's URL string, which real aiohttp does,
-    while the client hands aiohttp a ready ``yarl.URL``.)
+    interleaved. What remains is Python work only (the stub parses a URL
+    string as aiohttp would), so the best of many short rounds is stable to a
+    fraction of a microsecond, and the difference is what the client adds to
+    every call.
     """
     base_url = "http://127.0.0.1:1"
     session = cast(aiohttp.ClientSession, _StubSession(body))
@@ -223,11 +245,13 @@ async def stub_overhead(body: bytes, *, calls: int, rounds: int) -> dict[str, An
             data = json.loads(await resp.read())
         return user_info_from_wire(data["user_info"], base_url=base_url)
 
+    tokens = unique_tokens()
+
     def timed(call: Call) -> Callable[[], Awaitable[Sample]]:
         async def measure() -> Sample:
             with Timer() as timer:
                 for _ in range(calls):
-                    await call("0123456789abcdef0123456789abcdef")
+                    await call(tokens())
             return timer.sample(calls)
 
         return measure
