@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import resource
 import secrets
@@ -168,5 +169,44 @@ async def test_bulk_with_ten_percent_faults_gives_one_right_result_per_token(
             "process max RSS so far (ru_maxrss, MiB)": round(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
             ),
+        },
+    )
+
+
+async def test_the_bulk_run_holds_the_same_memory_whatever_the_input_size(
+    watch: SecretWatch, figures: Figures
+) -> None:
+    """The RSS a run adds is flat in the number of tokens: results stream, nothing piles up."""
+    large = scaled(5_000, 100_000)
+    async with TwinneEmulator(fast=True) as emu:
+        app = emu.add_app(name="Memory")
+        watch.add(app.secret)
+        tokens = emu.issue_tokens(large, app)
+        watch.add_all(tokens)
+        async with TwinneClient(
+            app.app_id, app.secret, base_url=emu.base_url, retry=RetryPolicy.no_wait()
+        ) as client:
+            # A first pass fills the emulator's per-token answer cache (its memory, not ours).
+            async for _ in client.fetch_profiles(tokens, concurrency=CONCURRENCY):
+                pass
+            growth: dict[int, int] = {}
+            for size in (large // 10, large):
+                gc.collect()
+                before = rss()
+                count = 0
+                with Sampler(interval=0.05) as sampler:
+                    async for result in client.fetch_profiles(
+                        tokens[:size], concurrency=CONCURRENCY
+                    ):
+                        count += result.ok
+                growth[size] = max(0, sampler.peak_rss - before)
+                assert count == size
+    # Keeping every result would take over 1 KiB per token (7 MiB for 5,000).
+    assert growth[large] < 4 * 2**20
+    figures.record(
+        "Bulk at size",
+        **{
+            f"RSS added by a run of {size:,} tokens (MiB, emulator cache warm)": mib(added)
+            for size, added in growth.items()
         },
     )
