@@ -21,7 +21,11 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, run, print the Markdown table; 0 when every target is met."""
+    """Parse the command line, run, print the Markdown table.
+
+    Returns 2 when a benchmark failed (the others still ran and were written),
+    1 with ``--strict`` when a target is missed, else 0.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="aiotwinne's cost next to raw aiohttp and httpx, as ratios in one run.",
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = (Settings.quick if args.quick else Settings)(suites=suites, load_tool=args.load)
     results = run_all(settings, args.out)
     print(markdown(results))
+    if results.get("errors"):
+        return 2
     missed = [t["name"] for t in results["targets"] if t["met"] is False]
     return 1 if args.strict and missed else 0
 

@@ -137,9 +137,17 @@ class WebAppProcess(ChildProcess):
         session_key: str,
         loop: str = "uvloop",
     ) -> None:
-        args = ["--variant", variant, "--port", str(port), "--base-url", base_url]
-        args += ["--app-id", app_id, "--app-secret", app_secret]
-        args += ["--session-key", session_key, "--loop", loop]
+        values = {
+            "variant": variant,
+            "port": str(port),
+            "base-url": base_url,
+            "app-id": app_id,
+            "app-secret": app_secret,
+            # A Fernet key may start with "-": only the --name=value form is safe.
+            "session-key": session_key,
+            "loop": loop,
+        }
+        args = [f"--{name}={value}" for name, value in values.items()]
         super().__init__(f"the {variant} site", "benchmarks._webapps", args)
         self.variant = variant
         self.port = port

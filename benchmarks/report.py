@@ -208,6 +208,8 @@ def markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     lines = [f"# aiotwinne benchmarks ({meta['date'][:10]})", "", *_environment(meta), ""]
     lines += ["## Targets", "", *_targets(results["targets"]), ""]
+    for name, error in results.get("errors", {}).items():
+        lines += [f"**Benchmark {name} failed:** `{error}`", ""]
     sections = (
         ("client_overhead", "1-2. get_user_info: aiotwinne vs raw aiohttp vs httpx", _client),
         ("bulk", "3. Bulk: fetch_profiles", _bulk),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from pathlib import Path
@@ -27,6 +28,18 @@ __all__ = ["SUITES", "Settings", "judge", "run_all"]
 
 #: The benchmarks, in the order they run.
 SUITES: Final = ("client", "bulk", "middleware", "coalescing")
+_KEYS: Final = {
+    "client": "client_overhead",
+    "bulk": "bulk",
+    "middleware": "middleware",
+    "coalescing": "coalescing",
+}
+_TITLES: Final = {
+    "client": "1-2. client overhead: aiotwinne vs aiohttp vs httpx",
+    "bulk": "3. bulk: fetch_profiles throughput and peak RSS",
+    "middleware": "4. middleware: bare / session / guarded sites under load",
+    "coalescing": "5. coalescing: a burst of Bearer requests with one new token",
+}
 
 
 @attrs.frozen
@@ -143,9 +156,8 @@ def run_all(settings: Settings, out_dir: Path) -> dict[str, Any]:
         upstreams["static"]["answer_bytes"] = static.info["answer_bytes"]
         results["meta"]["upstreams"] = upstreams
         _log(f"upstream ceilings: {upstreams}")
-        if "client" in settings.suites:
-            _log("1-2. client overhead: aiotwinne vs aiohttp vs httpx")
-            results["client_overhead"] = client_overhead.run(
+        suites: dict[str, Callable[[], dict[str, Any]]] = {
+            "client": lambda: client_overhead.run(
                 static.info,
                 loops=loops,
                 concurrencies=settings.concurrencies,
@@ -155,32 +167,34 @@ def run_all(settings: Settings, out_dir: Path) -> dict[str, Any]:
                 upstream_cpu=_cpu_seconds(static.pid),
                 stub_calls=settings.stub_calls,
                 stub_rounds=settings.stub_rounds,
-            )
-        if "bulk" in settings.suites:
-            _log("3. bulk: fetch_profiles throughput and peak RSS")
-            results["bulk"] = bulk.run(
+            ),
+            "bulk": lambda: bulk.run(
                 static.info,
                 sizes=settings.bulk_sizes,
                 throughput_count=settings.bulk_count,
                 concurrency=settings.bulk_concurrency,
                 rounds=settings.bulk_rounds,
-            )
-        if "middleware" in settings.suites:
-            _log("4. middleware: bare / session / guarded sites under load")
-            results["middleware"] = middleware.run(
+            ),
+            "middleware": lambda: middleware.run(
                 emulator,
                 rounds=settings.web_rounds,
                 seconds=settings.web_seconds,
                 warmup=settings.web_warmup,
                 tool=settings.load_tool,
-            )
-        if "coalescing" in settings.suites:
-            _log("5. coalescing: a burst of Bearer requests with one new token")
-            results["coalescing"] = coalescing.run(
+            ),
+            "coalescing": lambda: coalescing.run(
                 emulator,
                 requests=settings.coalescing_requests,
                 rounds=settings.coalescing_rounds,
-            )
+            ),
+        }
+        for name in settings.suites:
+            _log(_TITLES[name])
+            try:
+                results[_KEYS[name]] = suites[name]()
+            except Exception as exc:  # one broken benchmark must not lose the others
+                traceback.print_exc()
+                results.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"
     results["targets"] = judge(results, settings)
     results["meta"]["duration_seconds"] = round(time.perf_counter() - started, 1)
     report.write(results, out_dir)

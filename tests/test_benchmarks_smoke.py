@@ -35,6 +35,7 @@ def _summary_ok(summary: dict[str, Any], rounds: int) -> bool:
 def test_writes_json_markdown_and_png(bench: tuple[Settings, Path, dict[str, Any]]) -> None:
     """latest.json holds the returned results; latest.md has every section; latest.png is a PNG."""
     _, out, results = bench
+    assert "errors" not in results
     assert json.loads((out / "latest.json").read_text(encoding="utf-8")) == json.loads(
         json.dumps(results)
     )
