@@ -123,9 +123,10 @@ def check_identifier(name: str, value: object) -> str:
     Raises:
         ValueError: Empty, or holds whitespace or control characters. The
             message never repeats the value.
+        TypeError: Neither a str nor an int.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+        raise TypeError(f"{name} must be a str (or an int), not {type(value).__name__}")
     text = str(value)
     if not text:
         raise ValueError(f"{name} is empty")
@@ -190,8 +191,8 @@ def parse_exchange(
         status: HTTP status.
         headers: Response headers (case-insensitive mapping preferred).
         body: The raw body, already capped by the caller.
-        now: When the request was answered (timezone-aware); the token's
-            ``issued_at``.
+        now: The token's ``issued_at`` (timezone-aware): the client passes
+            the time the request was sent, so the expiry errs early.
         lifetime: The token's lifetime in seconds (Twinne's docs: 3600).
 
     Raises:
@@ -247,7 +248,7 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -298,7 +299,7 @@ def _loads(body: bytes, status: int) -> Any:
         text = body.decode("utf-8", "replace")
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         pass
     # PHP may print warnings (HTML) before the JSON; the call did succeed, and
     # for an exchange the key is already spent, so the JSON must be recovered.
@@ -310,7 +311,7 @@ def _loads(body: bytes, status: int) -> Any:
             break
         try:
             data, stop = _DECODER.raw_decode(text, start)
-        except ValueError:
+        except (ValueError, RecursionError):
             start += 1
             continue
         if stop >= end and isinstance(data, (dict, list)):

@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import datetime as dt
 import logging
+import random
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from types import TracebackType
 from typing import Final
@@ -24,6 +25,7 @@ from yarl import URL
 from . import _protocol
 from ._redact import redact_text, redact_url, scrub
 from .errors import (
+    APIError,
     HTTPStatusError,
     ProtocolError,
     TokenExpiredError,
@@ -290,17 +292,23 @@ class TwinneClient:
         url = _protocol.authorize_url(self._base_url, self._app_id, self._app_secret, key)
         issued_at = dt.datetime.now(_UTC)
         try:
-            status, headers, body, _ = await self._fetch(
+            status, headers, body, attempts = await self._fetch(
                 url, (self._app_secret, key), spends_key=True
-            )
-            return _protocol.parse_exchange(
-                status, headers, body, now=issued_at, lifetime=self._token_lifetime
             )
         except (HTTPStatusError, ProtocolError) as exc:
             # The request reached a server: Twinne may have spent the key.
             error: TwinneError = _protocol.mark(exc, attempts=exc.attempts, spent=True)
         except TwinneError as exc:
             error = exc
+        else:
+            try:
+                return _protocol.parse_exchange(
+                    status, headers, body, now=issued_at, lifetime=self._token_lifetime
+                )
+            except APIError as exc:
+                error = _protocol.mark(exc, attempts=attempts, spent=False)
+            except TwinneError as exc:
+                error = _protocol.mark(exc, attempts=attempts, spent=True)
         raise scrub(error, (self._app_secret, key))
 
     async def get_user_info(self, token: AccessToken | str) -> UserInfo:
@@ -334,10 +342,14 @@ class TwinneClient:
             value = _protocol.check_identifier("access_token", token)
         url = _protocol.user_info_url(self._base_url, value)
         try:
-            status, headers, body, _ = await self._fetch(url, (self._app_secret, value))
-            return _protocol.parse_user_info(status, headers, body, base_url=self._base_url)
+            status, headers, body, attempts = await self._fetch(url, (self._app_secret, value))
         except TwinneError as exc:
             error = exc
+        else:
+            try:
+                return _protocol.parse_user_info(status, headers, body, base_url=self._base_url)
+            except TwinneError as exc:
+                error = _protocol.mark(exc, attempts=attempts, spent=False)
         raise scrub(error, (self._app_secret, value))
 
     # -- bulk ---------------------------------------------------------------
@@ -401,12 +413,11 @@ class TwinneClient:
         pending: TwinneError | None = failure
         policy = self._retry
         async for attempt in stamina.retry_context(
+            # _backoff computes every wait itself (it must know the wait to keep
+            # it inside the deadline), so stamina's own backoff settings are unused.
             on=lambda exc: self._backoff(exc, deadline, spends_key, url),
             attempts=policy.attempts,
-            timeout=None,  # the deadline is enforced by _backoff and per-attempt timeouts
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
+            timeout=None,
         ):
             with attempt:
                 if pending is not None:
@@ -437,19 +448,28 @@ class TwinneClient:
     def _backoff(
         self, exc: Exception, deadline: float, spends_key: bool, url: str
     ) -> bool | float:
-        """stamina's ``on=`` hook: retry or not, and Retry-After's wait if any."""
+        """stamina's ``on=`` hook: ``False`` to stop, else the seconds to wait.
+
+        The wait is Retry-After (capped) when the server gave one, else jittered
+        exponential backoff. A wait that would end past the deadline stops the
+        retries at once, so the caller gets the last real failure in time.
+        """
         if not self._should_retry(exc, spends_key):
             return False
         assert isinstance(exc, TwinneError)  # narrowed by _should_retry, for mypy
+        policy = self._retry
         remaining = deadline - asyncio.get_running_loop().time()
-        wait: bool | float = True
         if isinstance(exc, HTTPStatusError) and exc.retry_after is not None:
             if exc.retry_after > remaining:
                 return False  # the server asks for longer than we have left
-            wait = min(exc.retry_after, self._retry.retry_after_max)
-        if remaining <= 0:
+            wait = min(exc.retry_after, policy.retry_after_max)
+        else:
+            exponential = policy.wait_initial * 2 ** max(exc.attempts - 1, 0)
+            jitter = random.uniform(0, policy.wait_jitter)  # noqa: S311 - jitter, not a secret
+            wait = min(policy.wait_max, exponential + jitter)
+        if wait >= remaining:
             return False
-        if _log.isEnabledFor(logging.DEBUG) and exc.attempts < self._retry.attempts:
+        if _log.isEnabledFor(logging.DEBUG) and exc.attempts < policy.attempts:
             _log.debug(
                 "retrying GET %s after attempt %d of %d failed: %s",
                 redact_url(url),
@@ -489,7 +509,7 @@ class TwinneClient:
                 status = resp.status
                 if 300 <= status < 400:
                     # Never follow: the query carries secrets to wherever it points.
-                    location = URL(resp.headers.get("Location", "")).host or "another page"
+                    location = _redirect_host(resp.headers.get("Location", ""))
                     raise HTTPStatusError(
                         f"Twinne answered HTTP {status}, a redirect to {location}; "
                         "redirects from the API are not followed",
@@ -528,10 +548,12 @@ class TwinneClient:
     async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
         limit = self._max_body_size
         length = resp.content_length
-        if length is not None:
-            if length > limit:
-                raise _protocol.too_large(limit, status=resp.status)
+        if length is not None and length > limit:
+            raise _protocol.too_large(limit, status=resp.status)
+        if length is not None and "Content-Encoding" not in resp.headers:
             return await resp.read()
+        # Unknown length, or compressed (Content-Length counts the compressed
+        # bytes): read the decoded stream through the cap.
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_any():
@@ -540,3 +562,11 @@ class TwinneClient:
                 raise _protocol.too_large(limit, status=resp.status)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _redirect_host(location: str) -> str:
+    """The host a redirect points to, for the error message; never the query."""
+    try:
+        return URL(location).host or "another page"
+    except ValueError:  # a Location that is not even a URL
+        return "another page"

@@ -8,6 +8,7 @@ into real Python types; keys we do not map are kept in :attr:`UserInfo.extra`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -148,6 +149,12 @@ class UserInfo:
     website: str | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The read-only view of ``extra`` cannot be pickled; its dict can.
+        values = {f.name: getattr(self, f.name) for f in attrs.fields(UserInfo)}
+        values["extra"] = dict(self.extra)
+        return _restore_user_info, (values,)
+
     @property
     def full_name(self) -> str:
         """First and last name joined, or the username when both are empty."""
@@ -159,6 +166,10 @@ class UserInfo:
         if self.gender is None:
             return None
         return _GENDERS.get(self.gender.strip().lower(), "other")
+
+
+def _restore_user_info(values: dict[str, Any]) -> UserInfo:
+    return UserInfo(**values)
 
 
 @attrs.frozen(repr=False)
@@ -184,8 +195,10 @@ class ProfileResult:
 
     def __repr__(self) -> str:
         value = self.token.value if isinstance(self.token, AccessToken) else self.token
+        # Bulk keeps whatever item it was given, tokens or not.
+        label = fingerprint(value) if isinstance(value, str) else f"<{type(value).__name__}>"
         outcome = f"user_id={self.user.id}" if self.user else f"error={self.error!r}"
-        return f"ProfileResult(index={self.index}, token={fingerprint(value)!r}, {outcome})"
+        return f"ProfileResult(index={self.index}, token={label!r}, {outcome})"
 
 
 # -- the converter ----------------------------------------------------------
@@ -209,7 +222,8 @@ _WIRE_NAMES: Final[Mapping[str, str]] = {
 }
 _MAPPED_KEYS: Final = frozenset(_WIRE_NAMES.values())
 _DERIVED: Final = ("picture_url", "cover_url", "extra")
-_ZERO_DATES: Final = frozenset({"", "0000-00-00", "0000-00-00 00:00:00"})
+_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}(?![\d:])", re.ASCII)
+_DATETIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}", re.ASCII)
 _TRUE: Final = frozenset({"1", "true", "yes"})
 _FALSE: Final = frozenset({"0", "", "false", "no"})
 
@@ -248,20 +262,24 @@ def _structure_bool(value: object, _: object) -> bool:
 
 
 def _structure_date(value: object, _: object) -> dt.date | None:
-    if value is None or not isinstance(value, str) or value.strip() in _ZERO_DATES:
+    # MySQL's DATE text only; fromisoformat alone accepts more on 3.11+ than 3.10.
+    match = _DATE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
         return None
     try:
-        return dt.date.fromisoformat(value.strip()[:10])
+        return dt.date.fromisoformat(match.group())
     except ValueError:
-        # MySQL accepts partial dates such as 1990-00-17; they name no day.
+        # MySQL accepts 0000-00-00 and partial dates such as 1990-00-17; they name no day.
         return None
 
 
 def _structure_datetime(value: object, _: object) -> dt.datetime | None:
-    if value is None or not isinstance(value, str) or value.strip() in _ZERO_DATES:
+    # MySQL's DATETIME text: site-local time, so always naive (a zone, if any, is dropped).
+    match = _DATETIME.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
         return None
     try:
-        return dt.datetime.fromisoformat(value.strip())
+        return dt.datetime.fromisoformat(match.group())
     except ValueError:
         return None
 

@@ -257,17 +257,69 @@ async def test_retry_after_beyond_the_deadline_stops_at_once(
 async def test_deadline_bounds_the_whole_call(
     make_client: Callable[..., TwinneClient], mocked: aioresponses, fake_clock: FakeClock
 ) -> None:
-    """No attempt starts once the overall deadline has passed."""
+    """A wait that would end past the deadline stops the retries with the real failure."""
     for _ in range(10):
         mocked.get(USER_INFO, exception=aiohttp.ClientConnectionError("down"))
     policy = RetryPolicy(attempts=10, deadline=1.0, wait_initial=0.4, wait_max=0.4, wait_jitter=0)
     async with make_client(retry=policy) as twinne:
         with pytest.raises(TransportError) as info:
             await twinne.get_user_info(TOKEN)
-    # Attempts at t=0, 0.4 and 0.8; the fourth would start at 1.2, past the deadline.
+    # Attempts at t=0, 0.4 and 0.8; the next wait would end at 1.2, past the deadline.
     assert calls(mocked) == 3
-    assert "deadline" in str(info.value)
-    assert sum(fake_clock.sleeps) == pytest.approx(1.2)
+    assert info.value.attempts == 3
+    assert info.value.cause == "ClientConnectionError"
+    assert sum(fake_clock.sleeps) == pytest.approx(0.8)
+
+
+async def test_deadline_caps_a_long_backoff(
+    make_client: Callable[..., TwinneClient], mocked: aioresponses, fake_clock: FakeClock
+) -> None:
+    """A backoff longer than the time left is not slept: the 503 is raised at once."""
+    for _ in range(3):
+        mocked.get(USER_INFO, status=503)
+    policy = RetryPolicy(attempts=3, deadline=1.0, wait_initial=3, wait_max=3, wait_jitter=0)
+    async with make_client(retry=policy) as twinne:
+        with pytest.raises(HTTPStatusError) as info:
+            await twinne.get_user_info(TOKEN)
+    assert info.value.status == 503
+    assert calls(mocked) == 1
+    assert fake_clock.sleeps == []
+
+
+async def test_parse_errors_after_retries_count_every_attempt(
+    client: TwinneClient, mocked: aioresponses
+) -> None:
+    """An error read from the final answer reports all the attempts made."""
+    mocked.get(USER_INFO, status=503)
+    mocked.get(USER_INFO, status=503)
+    mocked.get(USER_INFO, body="<html>fatal</html>")
+    with pytest.raises(ProtocolError) as info:
+        await client.get_user_info(TOKEN)
+    assert info.value.attempts == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ({"status": 503, "headers": {"Retry-After": "²"}}, HTTPStatusError),
+        ({"status": 302, "headers": {"Location": "http://[::1"}}, HTTPStatusError),
+        ({"body": "[" * 5000}, ProtocolError),
+        ({"body": "x" + "{" * 5000}, ProtocolError),
+    ],
+)
+async def test_hostile_answers_are_typed_errors(
+    client: TwinneClient, mocked: aioresponses, fault: dict[str, Any], error: type[Exception]
+) -> None:
+    """Odd Retry-After digits, unparsable redirects and absurd nesting give typed errors."""
+    for _ in range(4):
+        mocked.get(USER_INFO, **fault)
+        mocked.get(AUTHORIZE, **fault)
+    with pytest.raises(error):
+        await client.get_user_info(TOKEN)
+    with pytest.raises(error) as info:
+        await client.exchange(KEY)
+    assert isinstance(info.value, (HTTPStatusError, ProtocolError))
+    assert info.value.auth_key_may_be_spent
 
 
 async def test_retries_are_logged_at_debug_with_a_redacted_url(

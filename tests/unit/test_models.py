@@ -91,6 +91,9 @@ def test_verified_garbage_is_refused() -> None:
         ("1990-00-17", None),
         ("1990-02-30", None),
         (19900517, None),
+        ("19900517", None),
+        ("1990-05-17 00:00:00", dt.date(1990, 5, 17)),
+        ("1990-05-170", None),
     ],
 )
 def test_birthdate(raw: object, expected: dt.date | None) -> None:
@@ -106,6 +109,11 @@ def test_birthdate(raw: object, expected: dt.date | None) -> None:
         ("", None),
         (None, None),
         ("yesterday", None),
+        ("2021-03-04T10:11:12", dt.datetime(2021, 3, 4, 10, 11, 12)),
+        ("2021-03-04 10:11:12.5", dt.datetime(2021, 3, 4, 10, 11, 12)),
+        ("2021-03-04T10:11:12Z", dt.datetime(2021, 3, 4, 10, 11, 12)),
+        ("2021-03-04 10:11:12+02:00", dt.datetime(2021, 3, 4, 10, 11, 12)),
+        ("2021-03-04", None),
     ],
 )
 def test_registered_is_naive_site_time(raw: object, expected: dt.datetime | None) -> None:
@@ -199,6 +207,16 @@ def test_unknown_keys_are_kept_read_only() -> None:
         user.extra["x"] = 1  # type: ignore[index]
 
 
+def test_user_info_pickles() -> None:
+    """A UserInfo survives pickling (caches, multiprocessing), extra included."""
+    import pickle
+
+    user = build(user_birthdate="1990-05-17", profile_picture="p.jpg")
+    copy = pickle.loads(pickle.dumps(user))  # noqa: S301 - our own bytes
+    assert copy == user
+    assert copy.extra == {"profile_picture": "p.jpg"}
+
+
 def test_full_name() -> None:
     """full_name joins first and last name."""
     assert build(user_firstname="Jane", user_lastname="Doe").full_name == "Jane Doe"
@@ -262,4 +280,6 @@ def test_profile_result_repr_hides_the_token() -> None:
     for result in (ok, bad):
         assert SECRET not in repr(result)
     assert "user_id=1" in repr(ok)
+    for item in (123, None, b"abc"):
+        assert "error=" in repr(ProfileResult(token=item, error=InvalidTokenError("no")))  # type: ignore[arg-type]
     assert "InvalidTokenError" in repr(bad)
