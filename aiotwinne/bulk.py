@@ -335,8 +335,6 @@ class _Bulk:
                 await self._room
                 continue
             self._taken += 1
-            if limiter is not None:
-                await limiter.acquire()
             if async_items is not None:
                 taken = await self._next_async(async_items)
             elif sync_items is not None:
@@ -346,6 +344,10 @@ class _Bulk:
             if taken is None:
                 return
             index, item = taken
+            if limiter is not None:
+                # A slot only once an item is in hand: a worker that finds the
+                # input at its end must not sleep until a slot it never uses.
+                await limiter.acquire()
             try:
                 user = await get_user_info(item)
             except TwinneError as exc:

@@ -25,6 +25,7 @@ from aiotwinne import (
     TwinneError,
     UserInfo,
     UserNotFoundError,
+    bulk,
 )
 from aiotwinne.bulk import _ORDERED_WINDOW_FACTOR, _UNORDERED_SLACK, _RateLimiter, fetch_profiles
 
@@ -468,3 +469,34 @@ async def test_bulk_rate_limit_is_respected_by_the_accounting(
     starts.sort()
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert min(gaps) == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_a_rate_limited_run_takes_one_slot_per_item_and_ends_with_the_last(
+    asynchronous: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle workers reserve no limiter slot: 2 items at rate=4 take 2 slots, done at 0.25 s."""
+    clock = VirtualTime()
+    loop = asyncio.get_running_loop()
+    limiters: list[_RateLimiter] = []
+
+    class RecordingLimiter(_RateLimiter):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            limiters.append(self)
+
+    monkeypatch.setattr(bulk, "_RateLimiter", RecordingLimiter)
+    monkeypatch.setattr(loop, "time", clock.time)
+    monkeypatch.setattr(asyncio, "sleep", clock.sleep)
+    tokens = tokens_for(["ok"] * 2)
+
+    async def async_source() -> AsyncIterator[str]:
+        for token in tokens:
+            yield token
+
+    source: Any = async_source() if asynchronous else tokens
+    results = await collect(fetch_profiles(fake(), source, concurrency=16, rate=4.0))
+    assert len(results) == 2
+    (limiter,) = limiters
+    assert limiter.granted == 2
+    assert clock.now == pytest.approx(0.25)
