@@ -30,6 +30,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Final, TypeAlias
 
+from ._protocol import check_identifier
 from .errors import MalformedTokenError, TwinneError
 from .models import AccessToken, ProfileResult
 
@@ -69,10 +70,12 @@ def fetch_profiles(
     :class:`~aiotwinne.UserNotFoundError`, and a Twinne that could not be reached
     after the client's retries :class:`~aiotwinne.TransportError` (or
     :class:`~aiotwinne.HTTPStatusError` / :class:`~aiotwinne.ProtocolError`).
-    An item that is not a usable token at all (an empty string, one holding
-    whitespace or control characters, or an object that is not a string) is
-    never sent: its result holds a :class:`~aiotwinne.MalformedTokenError` (an
-    ``InvalidTokenError`` with ``attempts == 0``).
+    Only an :class:`~aiotwinne.AccessToken` or a well-formed string is sent.
+    Any other item (an empty string, one holding whitespace or control
+    characters, or anything that is not a string: an ``int``, ``bytes``,
+    ``None``) is never sent and takes no rate-limit slot: its result holds a
+    :class:`~aiotwinne.MalformedTokenError` (an ``InvalidTokenError`` with
+    ``attempts == 0``).
 
     Closing the iterator (``aclose()``, leaving an ``async with
     contextlib.aclosing(...)`` block) or cancelling the task that iterates it
@@ -113,9 +116,10 @@ def fetch_profiles(
         TypeError: *tokens* is a single string (at call time).
         Exception: Whatever the input iterable raises while being read, and any
             exception from the client that is not a :class:`~aiotwinne.TwinneError`
-            (such as ``RuntimeError`` for a closed client): both are the caller's
-            bug, so they propagate from the iterator once the requests in flight
-            are cancelled; results not yet yielded are discarded.
+            (such as ``RuntimeError`` for a closed client, or a ``ValueError``
+            or ``TypeError`` from a bug): the caller's or the library's bug, so
+            they propagate from the iterator once the requests in flight are
+            cancelled; results not yet yielded are discarded.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -344,19 +348,20 @@ class _Bulk:
             if taken is None:
                 return
             index, item = taken
-            if limiter is not None:
-                # A slot only once an item is in hand: a worker that finds the
-                # input at its end must not sleep until a slot it never uses.
-                await limiter.acquire()
-            try:
-                user = await get_user_info(item)
-            except TwinneError as exc:
-                result = ProfileResult(item, None, exc, index)
-            except (ValueError, TypeError) as exc:
-                # The client refuses an unusable token before sending anything.
-                result = ProfileResult(item, None, _unusable(exc), index)
+            unusable = _unusable(item)
+            if unusable is not None:
+                result = ProfileResult(item, None, unusable, index)
             else:
-                result = ProfileResult(item, user, None, index)
+                # A slot only for an item that is sent: a worker that finds the
+                # input at its end must not sleep until a slot it never uses.
+                if limiter is not None:
+                    await limiter.acquire()
+                try:
+                    user = await get_user_info(item)
+                except TwinneError as exc:
+                    result = ProfileResult(item, None, exc, index)
+                else:
+                    result = ProfileResult(item, user, None, index)
             if self._ordered:
                 self._parked[index] = result
                 if index == self._head:
@@ -402,7 +407,22 @@ class _Bulk:
             return index, item
 
 
-def _unusable(exc: ValueError | TypeError) -> MalformedTokenError:
-    """The result's error for an item the client refused to send (never a request)."""
-    # check_identifier's message never repeats the value ("access_token is empty").
-    return MalformedTokenError(f"not a usable access token: {exc}", status=None, attempts=0)
+def _unusable(item: object) -> MalformedTokenError | None:
+    """The result's error for an item that is not a usable token (never sent), else ``None``.
+
+    Only an :class:`AccessToken` or a well-formed string is sent: the client
+    would accept an ``int`` too, but a number in a list of tokens is a mistake.
+    """
+    if isinstance(item, AccessToken):
+        return None
+    if not isinstance(item, str):
+        reason = f"a {type(item).__name__}, not a str"
+    else:
+        try:
+            check_identifier("access_token", item)
+        except ValueError as exc:
+            # check_identifier's message never repeats the value ("access_token is empty").
+            reason = str(exc)
+        else:
+            return None
+    return MalformedTokenError(f"not a usable access token: {reason}", status=None, attempts=0)

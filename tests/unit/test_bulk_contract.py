@@ -251,7 +251,7 @@ async def test_a_slow_consumer_stops_the_reading_of_input() -> None:
 async def test_unusable_items_become_malformed_token_results_without_a_request() -> None:
     """Empty, blank, spaced and non-string items become MalformedTokenError results, unsent."""
     client = TwinneClient("1", "s" * 32, base_url="http://127.0.0.1:9")
-    items: list[Any] = ["", "  ", "abc def", "tab\there", None, 3.5]
+    items: list[Any] = ["", "  ", "abc def", "tab\there", None, 3.5, 123, b"f" * 32]
     results = await client.gather_profiles(items, concurrency=2)
     assert [r.index for r in results] == list(range(len(items)))
     for result, item in zip(results, items, strict=True):
@@ -469,6 +469,44 @@ async def test_bulk_rate_limit_is_respected_by_the_accounting(
     starts.sort()
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert min(gaps) == pytest.approx(0.02)
+
+
+class _RecordingClient:
+    """Records every token it is asked about; a token named "bug" raises *bug*."""
+
+    def __init__(self, bug: Exception | None = None) -> None:
+        self.sent: list[object] = []
+        self.bug = bug
+
+    async def get_user_info(self, token: AccessToken | str) -> UserInfo:
+        self.sent.append(token)
+        if token == "bug" and self.bug is not None:
+            raise self.bug
+        return UserInfo(id=len(self.sent), username="someone")
+
+
+async def test_only_strings_and_access_tokens_are_ever_sent() -> None:
+    """An int, bytes, None, a bool or a float is a MalformedTokenError result, never a request."""
+    client = _RecordingClient()
+    items: list[Any] = [123, 0, b"f" * 32, None, True, 3.5, "ok-0"]
+    results = await collect(fetch_profiles(client, items, concurrency=3, ordered=True))  # type: ignore[arg-type]
+    assert client.sent == ["ok-0"]
+    assert [r.index for r in results] == list(range(len(items)))
+    for result in results[:-1]:
+        assert type(result.error) is MalformedTokenError
+        assert result.error.attempts == 0
+        assert str(result.error).startswith("not a usable access token")
+    assert results[-1].ok
+
+
+@pytest.mark.parametrize("bug", [ValueError("a bug in the client"), TypeError("a bug too")])
+async def test_a_value_or_type_error_from_the_client_propagates(bug: Exception) -> None:
+    """A ValueError or TypeError from inside the client is a bug: raised, not a result."""
+    client = _RecordingClient(bug)
+    with pytest.raises(type(bug), match="a bug"):
+        await collect(fetch_profiles(client, ["ok-0", "bug", "ok-2"], concurrency=1))  # type: ignore[arg-type]
+    assert client.sent[:2] == ["ok-0", "bug"]
+    assert not other_tasks()
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])
