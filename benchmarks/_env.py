@@ -6,6 +6,8 @@ import datetime as dt
 import os
 import platform
 import shlex
+import shutil
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -64,12 +66,33 @@ def _version(name: str) -> str | None:
         return None
 
 
+def _git(*args: str) -> str:
+    git = shutil.which("git")
+    if git is None:
+        raise OSError("git is not installed")
+    done = subprocess.run(  # noqa: S603 - git with fixed arguments, no shell
+        [git, *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def _git_commit() -> str | None:
+    """The repository's commit, with ``+dirty`` when tracked files differ from it."""
+    try:
+        head = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def describe() -> dict[str, Any]:
     """The environment of this run, for the results' ``meta`` section."""
     argv = getattr(sys, "orig_argv", [sys.executable, *sys.argv])
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(argv),
+        "git_commit": _git_commit(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),
         "cpu_model": _cpu_model(),

@@ -56,6 +56,7 @@ def _environment(meta: dict[str, Any]) -> list[str]:
         "|---|---|",
         f"| date | {meta['date']} |",
         f"| command | `{meta['command']}` (settings: {meta['settings']['name']}) |",
+        f"| commit | {meta.get('git_commit') or 'unknown'} |",
         f"| python | {meta['python']} on {meta['platform']} |",
         f"| cpu | {meta['cpu_model']}, {meta['cpu_count']} cores |",
         f"| client event loops | {', '.join(meta['client_loops'])} |",
