@@ -41,5 +41,10 @@ soak: $(STAMP)
 	AIOTWINNE_SOAK=1 AIOTWINNE_FIGURES=benchmarks/results/soak.json \
 		$(BIN)/python -m pytest -W error -p no:cacheprovider tests/reliability $(PYTEST_ARGS)
 
+# Benchmarks (not part of `make test`): writes benchmarks/results/latest.{json,md,png}.
+# BENCH_ARGS=--quick for a short run; see benchmarks/README.md.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis
