@@ -3,9 +3,11 @@
 When the guard calls Twinne
 ---------------------------
 Never on the hot path. The session holds the token, its expiry and a user
-summary (see :mod:`._record`), so a guarded request costs one session load
-and one comparison with the clock; :func:`get_user` builds its
-:class:`~aiotwinne.UserInfo` from that summary. Twinne is asked only at the
+summary (see :mod:`._record`), so a guarded request costs one session load,
+one check of the whole record (once per request) and one comparison with the
+clock; :func:`get_user` returns the :class:`~aiotwinne.UserInfo` of that
+summary (cached across requests). A record that does not read back whole is
+a visitor who is not signed in: a fresh login, never an error. Twinne is asked only at the
 callback (exchange + user info), for Bearer tokens (cached, see
 :mod:`._bearer`), and when a handler calls ``get_user(request, fresh=True)``,
 whose "expired access_token" answer is handled exactly like a local expiry.
@@ -46,7 +48,7 @@ from ._bearer import parse_bearer
 from ._config import Settings
 from ._http import is_navigation, safe_return_path
 from ._pages import NO_STORE, error_response, login_required_response
-from ._record import SESSION_KEY, Pending
+from ._record import SESSION_KEY, Pending, SignedIn
 
 __all__ = [
     "bearer_required",
@@ -80,12 +82,13 @@ def _request_key(name: str, kind: type) -> Any:
 class _State:
     """What aiotwinne knows about one request: one request key, plain attributes."""
 
-    __slots__ = ("answered", "auth", "bearer", "session", "settings", "user")
+    __slots__ = ("answered", "bearer", "session", "settings", "signed_in", "user")
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.session: aiohttp_session.Session | None = None
-        self.auth: dict[str, Any] | None = None
+        # The session's login, read and checked once per request (see _signed_in).
+        self.signed_in: SignedIn | None = None
         self.user: UserInfo | None = None
         self.bearer = False
         # The handler (or the guard) produced its answer: an exception after
@@ -256,28 +259,28 @@ def _login_needed(
 # -- who is signed in ---------------------------------------------------------
 
 
-async def _signed_in(request: web.Request, state: _State) -> dict[str, Any] | None:
-    """The session's ``auth`` record if its token is still valid, else ``None``."""
-    if state.auth is not None:
-        return state.auth
+async def _signed_in(request: web.Request, state: _State) -> SignedIn | None:
+    """The session's login if it reads back whole and its token is still valid, else ``None``.
+
+    A record that does not read back whole (a missing token, a bad user
+    summary, a time that is not a number: another layout or a corrupted
+    store) counts as nobody signed in, so the visitor simply logs in again.
+    """
+    if state.signed_in is not None:
+        return state.signed_in
     settings = state.settings
     session = await load_session(request)
-    record = session.get(SESSION_KEY)
-    if not isinstance(record, dict):
-        return None
-    auth = record.get("auth")
-    if not isinstance(auth, dict):
-        return None
-    expires = auth.get("exp")
-    if not isinstance(expires, (int, float)) or settings.clock() + settings.leeway >= expires:
+    record: Any = session.get(SESSION_KEY)  # a dict whenever read_signed_in accepts it
+    signed_in = _record.read_signed_in(record)
+    if signed_in is None or settings.clock() + settings.leeway >= signed_in.expires_at:
         return None
     if "auto" in record:
         # A page is being served: the automatic logins that led here worked.
         record = dict(record)
         _record.write_auto(record, 0)
         session[SESSION_KEY] = record
-    state.auth = auth
-    return auth
+    state.signed_in = signed_in
+    return signed_in
 
 
 async def require_login(request: web.Request) -> UserInfo:
@@ -305,7 +308,7 @@ async def require_login(request: web.Request) -> UserInfo:
 
 
 async def _ensure_login(request: web.Request) -> None:
-    """The guard's hot path: no model is built, Twinne is not called."""
+    """The guard's hot path: the record is read once per request, Twinne is not called."""
     state = _state(request)
     if state.bearer or await _signed_in(request, state) is not None:
         return
@@ -334,23 +337,23 @@ async def get_user(request: web.Request, *, fresh: bool = False) -> UserInfo | N
     state = _state(request)
     if state.bearer or (state.user is not None and not fresh):
         return state.user
-    auth = await _signed_in(request, state)
-    if auth is None:
+    signed_in = await _signed_in(request, state)
+    if signed_in is None:
         return None
     if not fresh:
-        state.user = _record.summary_user(auth)
+        state.user = signed_in.user
         return state.user
-    return await _fetch_user(request, state, auth)
+    return await _fetch_user(request, state, signed_in)
 
 
-async def _fetch_user(request: web.Request, state: _State, auth: dict[str, Any]) -> UserInfo:
+async def _fetch_user(request: web.Request, state: _State, signed_in: SignedIn) -> UserInfo:
     settings = state.settings
     try:
-        user = await settings.client.get_user_info(str(auth["tk"]))
+        user = await settings.client.get_user_info(signed_in.token)
     except (InvalidTokenError, UserNotFoundError) as exc:
         # Twinne's word beats our clock: same as a local expiry.
         _log.info("session token refused by Twinne (%s): new login", type(exc).__name__)
-        state.auth = state.user = None
+        state.signed_in = state.user = None
         session = await load_session(request)
         record = record_of(session)
         record.pop("auth", None)
@@ -376,8 +379,7 @@ async def get_token(request: web.Request) -> AccessToken | None:
     For calls of your own with the :class:`~aiotwinne.TwinneClient`. Its times
     are on the web layer's clock.
     """
-    auth = await _signed_in(request, _state(request))
-    signed_in = _record.read_signed_in({"auth": auth}) if auth is not None else None
+    signed_in = await _signed_in(request, _state(request))
     return signed_in.access_token() if signed_in is not None else None
 
 

@@ -29,10 +29,11 @@ import functools
 import json
 import secrets
 from collections.abc import Mapping, MutableMapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 
+from .._protocol import check_identifier
 from ..models import AccessToken, UserInfo
 
 __all__ = [
@@ -55,6 +56,9 @@ __all__ = [
 SESSION_KEY: Final = "aiotwinne"
 
 _MAX_TEXT: Final = 200
+#: Times in a record are seconds since the epoch before the year 10000 (what
+#: a datetime holds); anything else is a corrupted record.
+_MAX_TIME: Final = 253402300800
 _MAX_URL: Final = 512
 #: Most characters of a return path kept in a pending login; a longer one keeps
 #: only its path (its query dropped), or ``/`` (see :data:`PENDING_BUDGET`).
@@ -116,9 +120,8 @@ def _fit_next(path: str) -> str:
     return bare if len(bare) <= MAX_PENDING_NEXT else "/"
 
 
-@attrs.frozen
-class SignedIn:
-    """The signed-in user as read from the session.
+class SignedIn(NamedTuple):
+    """The signed-in user as read from the session (a NamedTuple: read on every guarded request).
 
     Attributes:
         token: The access token's value.
@@ -169,7 +172,12 @@ def signed_in_record(token: AccessToken, user: UserInfo, *, now: float) -> dict[
 
 
 def read_signed_in(data: object) -> SignedIn | None:
-    """Read the ``auth`` part of the record; ``None`` when absent or malformed."""
+    """Read the ``auth`` part of the record; ``None`` when absent or malformed.
+
+    Every field is checked, so whatever this returns can be used without a
+    second look: a record from another layout, a corrupted store or a
+    tampered plain cookie reads as nobody signed in, never as an error later.
+    """
     # Session data is decoded JSON: plain dicts (isinstance on dict is much
     # cheaper than on the Mapping ABC, and this runs on every guarded request).
     if not isinstance(data, dict):
@@ -177,18 +185,32 @@ def read_signed_in(data: object) -> SignedIn | None:
     auth = data.get("auth")
     if not isinstance(auth, dict):
         return None
-    token, iat, exp, summary = auth.get("tk"), auth.get("iat"), auth.get("exp"), auth.get("u")
+    token, iat, exp = auth.get("tk"), auth.get("iat"), auth.get("exp")
     if (
         not isinstance(token, str)
         or not isinstance(iat, (int, float))
         or not isinstance(exp, (int, float))
-        or not isinstance(summary, dict)
+        # Also false for NaN: a time AccessToken's datetimes can hold.
+        or not (0 <= iat < _MAX_TIME and 0 <= exp < _MAX_TIME)
     ):
         return None
     user = summary_user(auth)
-    if user is None:
+    if user is None or not _usable_token(token):
         return None
     return SignedIn(token, float(iat), float(exp), user)
+
+
+def _usable_token(token: str) -> bool:
+    """Whether the client would send *token* (not empty, no whitespace or control characters)."""
+    if token and token.isprintable() and " " not in token:
+        # The common case, cheaply: a printable character other than the space
+        # is never whitespace or a control character.
+        return True
+    try:
+        check_identifier("access_token", token)
+    except ValueError:
+        return False
+    return True
 
 
 def summary_user(auth: dict[str, Any]) -> UserInfo | None:

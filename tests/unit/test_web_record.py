@@ -83,6 +83,28 @@ def test_overlong_fields_are_dropped_not_stored() -> None:
     assert len(json.dumps(record)) < 400
 
 
+_GOOD: dict[str, object] = {
+    "tk": "f" * 32,
+    "iat": 1704067200.0,
+    "exp": 1704070800.0,
+    "u": {"id": 42, "un": "jdoe"},
+}
+# Damage a corrupted store or another layout could leave: the client would
+# refuse the token, or a time is one no datetime can hold.
+_DAMAGE: list[dict[str, object]] = [
+    {"tk": ""},
+    {"tk": "abc def"},
+    {"tk": "abc\x00"},
+    {"tk": "abc\u2028"},
+    {"exp": float("nan")},
+    {"exp": float("inf")},
+    {"exp": 1e300},
+    {"exp": 10**400},
+    {"iat": float("nan")},
+    {"iat": -1.0},
+]
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -94,11 +116,30 @@ def test_overlong_fields_are_dropped_not_stored() -> None:
         {"auth": {"tk": "t", "iat": 0, "exp": "soon", "u": {"id": 1, "un": "a"}}},
         {"auth": {"tk": "t", "iat": 0, "exp": 0, "u": {"id": "1", "un": "a"}}},
         {"auth": {"tk": "t", "iat": 0, "exp": 0, "u": []}},
+        *({"auth": {**_GOOD, **damage}} for damage in _DAMAGE),
+        {"auth": {key: value for key, value in _GOOD.items() if key != "tk"}},
+        {"auth": {key: value for key, value in _GOOD.items() if key != "u"}},
+        {"auth": {**_GOOD, "u": {"id": 1}}},
     ],
 )
 def test_malformed_records_read_as_anonymous(data: object) -> None:
     """A record that is not ours (or tampered with in a plain cookie) means nobody is signed in."""
     assert read_signed_in(data) is None
+
+
+def test_a_well_formed_record_reads_back() -> None:
+    """The record the damaged ones above start from is itself a signed-in user."""
+    signed_in = read_signed_in({"auth": _GOOD})
+    assert signed_in is not None
+    assert signed_in.token == "f" * 32
+    assert signed_in.access_token().expires_at == dt.datetime(2024, 1, 1, 1, tzinfo=UTC)
+
+
+def test_a_token_the_client_accepts_is_kept_even_if_not_printable() -> None:
+    """The token rule is the client's: a zero-width space is neither whitespace nor control."""
+    signed_in = read_signed_in({"auth": {**_GOOD, "tk": "ab\u200bcd"}})
+    assert signed_in is not None
+    assert signed_in.token == "ab\u200bcd"
 
 
 def test_live_pending_drops_expired_and_malformed_entries() -> None:
