@@ -22,11 +22,14 @@ Exit statuses:
 * ``1`` (:data:`EXIT_FAILED`): Twinne answered but refused (an expired or
   unknown token, a spent auth_key, a wrong secret), or some ``profiles``
   lines failed.
-* ``2`` (:data:`EXIT_USAGE`): a usage or input error: a bad flag, missing
-  credentials, an unusable base URL, an unreadable file, a busy port.
+* ``2`` (:data:`EXIT_USAGE`): a usage, input or output error: a bad flag,
+  missing credentials, an unusable base URL, an unreadable file, an output
+  that cannot be written (a full disk, a directory), a busy port.
 * ``3`` (:data:`EXIT_UNREACHABLE`): Twinne could not be reached or did not
-  answer like Twinne (after the client's retries); for ``profiles``, no line
-  got an answer at all.
+  answer like Twinne (after the client's retries: a connection error, a
+  timeout, a non-2xx status, a page that is not Twinne's API); for
+  ``profiles``, no line got an answer at all. The demo's own browser losing
+  its connection to the emulator or the site exits ``3`` too.
 * ``130`` (:data:`EXIT_INTERRUPTED`): stopped with Ctrl-C (``emulator`` and
   ``demo --serve``, which run until stopped, exit ``0``).
 
@@ -47,7 +50,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, TextIO
@@ -111,7 +114,11 @@ _MAX_LINE: Final = 4096
 #: own result at its own line number.
 _REFUSED: Final = "\x00"
 
-_SENT_NOTHING: Final = (TransportError, HTTPStatusError, ProtocolError)
+#: No answer from Twinne's API: it could not be reached (TransportError), or
+#: what answered did not answer like Twinne (a non-2xx status from a proxy or a
+#: crashed PHP, an HTML page, malformed JSON): exit 3. A refusal in Twinne's own
+#: words (an APIError) is exit 1.
+_NOT_ANSWERED_BY_TWINNE: Final = (TransportError, HTTPStatusError, ProtocolError)
 
 
 class _UsageError(Exception):
@@ -137,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     _configure_logging(verbose=args.verbose)
+    return _flush_stdout(_run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; every failure becomes one line on stderr and an exit status."""
     command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = args.command
     try:
         return asyncio.run(command(args))
@@ -145,18 +157,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except TwinneError as exc:
         _error(redact_text(str(exc)))
-        return EXIT_UNREACHABLE if isinstance(exc, _SENT_NOTHING) else EXIT_FAILED
+        return EXIT_UNREACHABLE if isinstance(exc, _NOT_ANSWERED_BY_TWINNE) else EXIT_FAILED
     except BrokenPipeError:
         # The reader went away (``aiotwinne profiles | head``): stop quietly.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         return EXIT_FAILED
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        # Outside the client, which turns these into TwinneError: the demo's
+        # browser. (Before OSError: both can be OSErrors too.)
+        _error(redact_text(_network_error(exc)))
+        return EXIT_UNREACHABLE
+    except OSError as exc:
+        # Reading the input and writing --out say which file failed; this is
+        # whatever else the system refused.
+        _error(f"input/output error: {_reason(exc)}")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         if getattr(args, "serves", False):
             print("stopped", file=sys.stderr)
             return EXIT_OK
         _error("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _flush_stdout(status: int) -> int:
+    """Write out what stdout still buffers now, so that a failure is one line and a status.
+
+    Left to the interpreter's exit, a full disk or a reader gone away would
+    print Python's "Exception ignored" message instead, and exit 0 or 120.
+    """
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_FAILED
+    except OSError as exc:
+        _discard_stdout()
+        _error(f"cannot write the output: {_reason(exc)}")
+        return EXIT_USAGE
+    return status
+
+
+def _discard_stdout() -> None:
+    """Point stdout's descriptor at the null device: what it buffers cannot be written."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a capture), or closed
+        return
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+
+
+def _network_error(exc: BaseException) -> str:
+    """One line for a connection error (aiohttp's messages may hold a URL: redact it)."""
+    kind = type(exc).__name__
+    detail = str(exc)
+    return f"network error ({kind}): {detail}" if detail else f"network error ({kind})"
 
 
 def _configure_logging(*, verbose: bool) -> None:
@@ -220,8 +280,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG,
         description="Command line for Twinne's 'Log in With' API, and its emulator.",
-        epilog="Exit status: 0 success; 1 Twinne refused or some items failed; 2 usage or "
-        "input error; 3 Twinne unreachable; 130 interrupted.",
+        epilog="Exit status: 0 success; 1 Twinne refused or some items failed; 2 usage, "
+        "input or output error; 3 Twinne unreachable or not answering like Twinne; "
+        "130 interrupted.",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
@@ -426,7 +487,10 @@ def _client(args: argparse.Namespace, *, needs_id: bool, needs_secret: bool) -> 
 def _argument_or_stdin(value: str, name: str) -> str:
     if value != "-":
         return value
-    line = sys.stdin.readline().strip()
+    try:
+        line = sys.stdin.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _UsageError(f"cannot read the {name} from stdin: {_reason(exc)}") from None
     if not line:
         raise _UsageError(f"no {name} on stdin")
     return line
@@ -515,10 +579,12 @@ async def _profiles(args: argparse.Namespace) -> int:
         await client.close()
         raise _UsageError(f"cannot read {name}: {_reason(exc)}") from None
     try:
-        out: TextIO = sys.stdout if args.out is None else open(args.out, "w", encoding="utf-8")  # noqa: SIM115, ASYNC230
-    except OSError as exc:
+        out = _Output(args.out)
+    except _UsageError:
+        if source is not sys.stdin.buffer:
+            source.close()
         await client.close()
-        raise _UsageError(f"cannot write {args.out}: {_reason(exc)}") from None
+        raise
     tally = _Tally()
     try:
         async with client:
@@ -534,8 +600,9 @@ async def _profiles(args: argparse.Namespace) -> int:
                 async with contextlib.aclosing(results):
                     async for result in results:
                         status = tally.add(result)
-                        out.write(json.dumps(_result_json(result, status), ensure_ascii=False))
-                        out.write("\n")
+                        out.write_line(
+                            json.dumps(_result_json(result, status), ensure_ascii=False)
+                        )
                         if bar is not None:
                             bar.update()
             finally:
@@ -544,14 +611,53 @@ async def _profiles(args: argparse.Namespace) -> int:
     except _InputError as exc:
         raise _UsageError(f"cannot read {name}: {_reason(exc.__cause__ or exc)}") from None
     finally:
-        if out is not sys.stdout:
+        try:
             out.close()
-        else:
-            out.flush()
-        if source is not sys.stdin.buffer:
-            source.close()
+        finally:
+            if source is not sys.stdin.buffer:
+                source.close()
     print(f"{_PROG}: {tally.summary()}", file=sys.stderr)
     return tally.exit_status()
+
+
+class _Output:
+    """Where ``profiles`` writes: ``--out FILE`` or stdout.
+
+    A write that fails (a full disk, a file system gone read-only) is a
+    :class:`_UsageError` naming the file: one line, exit 2. A reader gone
+    away from stdout stays a ``BrokenPipeError``, which ends quietly.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.name = "the output" if path is None else path
+        self.stream: TextIO = sys.stdout
+        if path is not None:
+            with self._errors():
+                self.stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def write_line(self, text: str) -> None:
+        with self._errors():
+            self.stream.write(text)
+            self.stream.write("\n")
+
+    def close(self) -> None:
+        """Close the file (stdout is only flushed); a file is closed even if its flush fails."""
+        with self._errors():
+            if self.stream is sys.stdout:
+                self.stream.flush()
+            else:
+                self.stream.close()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            if self.stream is sys.stdout:
+                _discard_stdout()  # reported once, here: not again when main() flushes
+            raise _UsageError(f"cannot write {self.name}: {_reason(exc)}") from None
 
 
 class _InputError(Exception):

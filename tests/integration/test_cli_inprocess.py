@@ -7,12 +7,14 @@ busy port or a missing file, so they run without a server in this process.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from aiotwinne import cli
@@ -185,3 +187,95 @@ def test_ctrl_c_is_130_or_a_clean_stop_for_servers(
     monkeypatch.setattr(asyncio, "run", interrupted)
     assert cli.main(argv) == status
     assert capsys.readouterr().err == stderr
+
+
+def _blank_tokens(tmp_path: Path) -> Path:
+    """A token file whose one blank line is answered without a request."""
+    source = tmp_path / "tokens"
+    source.write_text("\n")
+    return source
+
+
+@pytest.mark.parametrize(
+    ("out", "reason"),
+    [
+        pytest.param(
+            "/dev/full",
+            "No space left on device",
+            marks=pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full"),
+        ),
+        ("{tmp}", "Is a directory"),
+        ("{tmp}/no/such/dir/out.jsonl", "No such file or directory"),
+    ],
+    ids=["disk full", "a directory", "no such directory"],
+)
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(
+    out: str, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out on a full disk or to a path that is not a writable file: exit 2, no traceback."""
+    out = out.format(tmp=tmp_path)
+    argv = ["profiles", str(_blank_tokens(tmp_path)), "--out", out, "--base-url", NOWHERE]
+    assert cli.main(argv) == 2
+    assert error_line(capsys) == f"aiotwinne: error: cannot write {out}: {reason}"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_stdout_on_a_full_disk_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Output buffered for stdout is written before main() returns: a failure is one line."""
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        monkeypatch.setattr("sys.stdout", full)
+        assert cli.main(["login-url", "--app-id", "42", "--base-url", NOWHERE]) == 2
+        message = "aiotwinne: error: cannot write the output: No space left on device"
+        assert error_line(capsys) == message
+    # closing flushed what was buffered into the null device, not onto the full disk
+
+
+class _BrokenStdin:
+    def readline(self) -> str:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+def test_a_stdin_that_cannot_be_read_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`me -` with a stdin that fails: exit 2 with the reason."""
+    monkeypatch.setattr("sys.stdin", _BrokenStdin())
+    assert cli.main(["me", "-", "--base-url", NOWHERE]) == 2
+    message = "aiotwinne: error: cannot read the token from stdin: Input/output error"
+    assert error_line(capsys) == message
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            aiohttp.ServerDisconnectedError(),
+            "network error (ServerDisconnectedError): Server disconnected",
+        ),
+        (asyncio.TimeoutError(), "network error (TimeoutError)"),
+        (
+            aiohttp.ClientConnectionError(
+                "http://127.0.0.1:1/api/authorize?app_id=1&app_secret=" + "5e" * 16
+            ),
+            "network error (ClientConnectionError): http://127.0.0.1:1/api/authorize?app_id=1"
+            "&app_secret=***",
+        ),
+    ],
+    ids=["disconnected", "timeout", "secret in the message"],
+)
+def test_a_connection_error_outside_the_client_is_one_redacted_line_and_exit_3(
+    error: Exception,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The demo's browser losing its connection: exit 3, one line, no secret, no traceback."""
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(cli._Story, "_navigate", broken)
+    assert cli.main(["demo", "--count", "1"]) == 3
+    assert error_line(capsys) == f"aiotwinne: error: {message}"
