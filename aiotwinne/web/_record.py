@@ -190,7 +190,7 @@ def read_signed_in(data: object) -> SignedIn | None:
         not isinstance(token, str)
         or not isinstance(iat, (int, float))
         or not isinstance(exp, (int, float))
-        # Also false for NaN: a time AccessToken's datetimes can hold.
+        # Times a datetime can hold (access_token() builds two); false for NaN.
         or not (0 <= iat < _MAX_TIME and 0 <= exp < _MAX_TIME)
     ):
         return None
