@@ -44,6 +44,7 @@ import contextlib
 import datetime as dt
 import html
 import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -169,8 +170,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     except OSError as exc:
         # Reading the input and writing --out say which file failed; this is
-        # whatever else the system refused.
+        # whatever else the system refused (stdout written without a buffer).
         _error(f"input/output error: {_reason(exc)}")
+        try:
+            sys.stdout.flush()
+        except OSError:
+            _discard_stdout()  # stdout is what failed: reported above, not again
         return EXIT_USAGE
     except KeyboardInterrupt:
         if getattr(args, "serves", False):
@@ -681,7 +686,15 @@ async def _read_lines(stream: BinaryIO) -> AsyncIterator[str]:
                     chunk: bytes | BaseException = stream.read1(_READ_CHUNK)  # type: ignore[attr-defined]
                 except Exception as exc:  # handed to the loop, raised there
                     chunk = exc
-                asyncio.run_coroutine_threadsafe(chunks.put(chunk), loop).result()
+                put = chunks.put(chunk)
+                try:
+                    asyncio.run_coroutine_threadsafe(put, loop).result()
+                except Exception:
+                    if inspect.getcoroutinestate(put) == inspect.CORO_CREATED:
+                        # The loop closed first (the run ended early): no
+                        # "coroutine was never awaited" warning on stderr.
+                        put.close()
+                    raise
                 if not isinstance(chunk, bytes) or not chunk:
                     return
         except Exception:  # noqa: S110 - the loop is gone: nobody is waiting

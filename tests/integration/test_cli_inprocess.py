@@ -232,6 +232,46 @@ def test_a_stdout_on_a_full_disk_is_one_line_and_exit_2(
     # closing flushed what was buffered into the null device, not onto the full disk
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_unbuffered_stdout_on_a_full_disk_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A print that fails at once (line buffering, PYTHONUNBUFFERED) is reported once."""
+    with open("/dev/full", "w", buffering=1, encoding="utf-8") as full:
+        monkeypatch.setattr("sys.stdout", full)
+        assert cli.main(["login-url", "--app-id", "42", "--base-url", NOWHERE]) == 2
+        message = "aiotwinne: error: input/output error: No space left on device"
+        assert error_line(capsys) == message
+
+
+class _GoneReader:
+    """A stdout whose reader went away: every write (or only the last flush) fails."""
+
+    def __init__(self, *, on_write: bool) -> None:
+        self.on_write = on_write
+
+    def write(self, text: str) -> int:
+        if self.on_write:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        return len(text)
+
+    def flush(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+@pytest.mark.parametrize("on_write", [True, False], ids=["while writing", "at the last flush"])
+def test_a_reader_gone_away_ends_quietly_with_exit_1(
+    on_write: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`aiotwinne profiles | head`: no error line, no traceback, exit 1."""
+    monkeypatch.setattr("sys.stdout", _GoneReader(on_write=on_write))
+    assert cli.main(["profiles", str(_blank_tokens(tmp_path)), "--base-url", NOWHERE]) == 1
+    assert "error" not in capsys.readouterr().err
+
+
 class _BrokenStdin:
     def readline(self) -> str:
         raise OSError(errno.EIO, "Input/output error")
