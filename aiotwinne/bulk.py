@@ -378,12 +378,9 @@ class _Bulk:
         try:
             item = next(items)
         except StopIteration:
-            self._exhausted = True
-            self._taken -= 1
+            self._end()
             return None
-        index = self._next_index
-        self._next_index = index + 1
-        return index, item
+        return self._numbered(item)
 
     async def _next_async(self, items: AsyncIterator[_Token]) -> tuple[int, _Token] | None:
         """Read one item from an async source: ``(index, item)``, or ``None`` at its end.
@@ -399,12 +396,19 @@ class _Bulk:
             try:
                 item = await items.__anext__()
             except StopAsyncIteration:
-                self._exhausted = True
-                self._taken -= 1
+                self._end()
                 return None
-            index = self._next_index
-            self._next_index = index + 1
-            return index, item
+            return self._numbered(item)
+
+    def _end(self) -> None:
+        """The input just ended: give back the place reserved for an item that never came."""
+        self._exhausted = True
+        self._taken -= 1
+
+    def _numbered(self, item: _Token) -> tuple[int, _Token]:
+        index = self._next_index
+        self._next_index = index + 1
+        return index, item
 
 
 def _unusable(item: object) -> MalformedTokenError | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
@@ -58,13 +58,7 @@ def cookie_storage(
         domain: The cookie's domain (default: the exact host).
     """
     return EncryptedCookieStorage(
-        _fernet(secret_key),
-        cookie_name=cookie_name,
-        domain=domain,
-        max_age=max_age,
-        secure=secure,
-        httponly=True,
-        samesite="Lax",
+        _fernet(secret_key), **_cookie_options(secure, max_age, cookie_name, domain)
     )
 
 
@@ -93,15 +87,21 @@ def redis_storage(
     """
     from aiohttp_session.redis_storage import RedisStorage  # the optional redis extra
 
-    return RedisStorage(
-        redis,
-        cookie_name=cookie_name,
-        domain=domain,
-        max_age=max_age,
-        secure=secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    return RedisStorage(redis, **_cookie_options(secure, max_age, cookie_name, domain))
+
+
+def _cookie_options(
+    secure: bool, max_age: int, cookie_name: str, domain: str | None
+) -> dict[str, Any]:
+    # HttpOnly always; Lax, because Strict loses the session on Twinne's redirect back.
+    return {
+        "cookie_name": cookie_name,
+        "domain": domain,
+        "max_age": max_age,
+        "secure": secure,
+        "httponly": True,
+        "samesite": "Lax",
+    }
 
 
 class RedactingAccessLogger(AccessLogger):
