@@ -17,14 +17,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.typedefs import Handler
 from relsupport import FIGURES, FIGURES_ENV, Figures, SecretWatch
-from websupport import AIOHTTP_SESSION_WARNING, Site, build_app, start_site
+from websupport import AIOHTTP_SESSION_WARNING, serving_sites
+from websupport import emu as emu  # the web tests' fixtures (see websupport)
+from websupport import user as user
 
 import aiotwinne.testing._emulator as emulator_module
-from aiotwinne import RetryPolicy, TwinneClient
-from aiotwinne.testing import EmulatedApp, EmulatedUser, TwinneEmulator
+from aiotwinne.testing import EmulatedUser, TwinneEmulator
 
 BrowserFactory = Callable[..., aiohttp.ClientSession]
 
@@ -89,54 +88,15 @@ def app_secret(watch: SecretWatch) -> str:
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[TwinneEmulator]:
-    """A running emulator with one user, ``user1`` (apps come with each site)."""
-    async with TwinneEmulator() as emulator:
-        emulator.add_user(user_name="user1", user_firstname="Ada", user_lastname="Lovelace")
-        yield emulator
-
-
-@pytest.fixture
-def user(emu: TwinneEmulator) -> EmulatedUser:
-    """The emulator's user."""
-    return emu.users[0]
-
-
-@pytest.fixture
 async def site_factory(emu: TwinneEmulator, app_secret: str) -> AsyncIterator[Callable[..., Any]]:
     """``await site_factory(client=None, routes=None, **build_app_options)``: the web tests' site.
 
     The emulator app has the sentinel secret, the site runs on the emulator's
-    clock, and the site's client retries without sleeping.
+    clock, and the site's client retries without sleeping
+    (see :func:`websupport.serving_sites`).
     """
-    runners: list[web.AppRunner] = []
-
-    async def factory(
-        *,
-        client: TwinneClient | None = None,
-        emu_app: EmulatedApp | None = None,
-        routes: dict[str, Handler] | None = None,
-        **options: Any,
-    ) -> Site:
-        target = emu_app or emu.add_app(name="Site", secret=app_secret)
-        if client is None:
-            client = TwinneClient(
-                target.app_id,
-                target.secret,
-                base_url=emu.base_url,
-                retry=RetryPolicy.no_wait(attempts=2),
-            )
-        options.setdefault("clock", emu.now)
-        app = build_app(client, **options)
-        for path, handler in (routes or {}).items():
-            app.router.add_get(path, handler)
-        site = await start_site(app, target, client)
-        runners.append(site.runner)
-        return site
-
-    yield factory
-    for runner in reversed(runners):
-        await runner.cleanup()
+    async with serving_sites(emu, app_secret=app_secret) as factory:
+        yield factory
 
 
 @pytest.fixture

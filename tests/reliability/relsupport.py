@@ -1,4 +1,4 @@
-"""Helpers for the reliability suite: sizes, figures, a secret watch, samplers, redis.
+"""Helpers for the reliability suite: sizes, figures, a secret watch, samplers (and start_redis).
 
 The suite runs at two sizes: the default keeps ``make test`` short; with
 ``AIOTWINNE_SOAK=1`` (``make soak``) the same tests run at the sizes the README
@@ -9,7 +9,6 @@ Markdown twin next to it), so a plain ``make test`` leaves no file behind.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -26,14 +25,15 @@ from typing import Any
 import aiohttp
 import psutil
 
-# websupport (the web tests' site, log_in, follow, RedisServer) lives beside
+# websupport (the web tests' site, log_in, follow, start_redis) lives beside
 # their conftest; pytest puts that folder on sys.path only when it collects it,
 # so this suite puts it there itself (and then shares the very same module).
 _WEB_TESTS = str(Path(__file__).resolve().parents[1] / "integration" / "web")
 if _WEB_TESTS not in sys.path:
     sys.path.insert(0, _WEB_TESTS)
 
-from websupport import RedisServer, require_binary  # noqa: E402
+# start_redis: the web tests' own; the tests here import it from relsupport.
+from websupport import start_redis as start_redis  # noqa: E402
 
 SOAK = os.environ.get("AIOTWINNE_SOAK", "") == "1"
 FIGURES_ENV = "AIOTWINNE_FIGURES"
@@ -316,28 +316,3 @@ def open_fds() -> int:
 def mib(size: int) -> float:
     """Bytes as MiB, rounded for a report."""
     return round(size / 2**20, 1)
-
-
-# -- a private redis-server that can be stopped, paused and brought back ------
-
-
-async def start_redis(port: int) -> RedisServer:
-    """A redis-server on 127.0.0.1:*port*, no persistence, answering PING.
-
-    Skips locally when redis-server is absent and fails in CI (``CI=true``),
-    like the web tests' fixture.
-    """
-    binary = require_binary("redis-server")
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    server = RedisServer(port, process)
-    try:
-        await server.wait_ready()
-    except BaseException:
-        await server.stop()
-        raise
-    return server

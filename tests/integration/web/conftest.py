@@ -11,72 +11,34 @@ emulator's clock, so ``emu.advance(3601)`` expires the session's token too.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from websupport import (
     AIOHTTP_SESSION_WARNING,
     RedisServer,
     Site,
     SiteFactory,
-    build_app,
     free_port,
     log_in,
-    require_binary,
-    start_site,
+    serving_sites,
+    start_redis,
 )
+from websupport import emu as emu  # the shared fixtures (see websupport)
+from websupport import user as user
 
-from aiotwinne import RetryPolicy, TwinneClient
-from aiotwinne.testing import EmulatedApp, EmulatedUser, TwinneEmulator
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[TwinneEmulator]:
-    """A running emulator with one user, ``user1`` (the apps come with each site)."""
-    async with TwinneEmulator() as emulator:
-        emulator.add_user(user_name="user1", user_firstname="Ada", user_lastname="Lovelace")
-        yield emulator
-
-
-@pytest.fixture
-def user(emu: TwinneEmulator) -> EmulatedUser:
-    """The emulator's user."""
-    return emu.users[0]
+from aiotwinne.testing import EmulatedUser, TwinneEmulator
 
 
 @pytest.fixture
 async def site_factory(emu: TwinneEmulator) -> AsyncIterator[SiteFactory]:
-    """``await site_factory(app_builder=build_app, storage=None, **setup_options)``."""
-    runners: list[web.AppRunner] = []
+    """``await site_factory(builder=build_app, emu_app=None, client=None, **setup_options)``.
 
-    async def factory(
-        *,
-        builder: Callable[..., web.Application] = build_app,
-        emu_app: EmulatedApp | None = None,
-        client: TwinneClient | None = None,
-        **options: Any,
-    ) -> Site:
-        target = emu_app if emu_app is not None else emu.add_app(name="Site")
-        if client is None:
-            client = TwinneClient(
-                target.app_id,
-                target.secret,
-                base_url=emu.base_url,
-                retry=RetryPolicy.no_wait(attempts=2),
-            )
-        options.setdefault("clock", emu.now)
-        app = builder(client, **options)
-        site = await start_site(app, target, client)
-        runners.append(site.runner)
-        return site
-
-    yield factory
-    for runner in reversed(runners):
-        await runner.cleanup()
+    See :func:`websupport.serving_sites`.
+    """
+    async with serving_sites(emu) as factory:
+        yield factory
 
 
 @pytest.fixture
@@ -124,17 +86,8 @@ async def signed_in(
 @pytest.fixture
 async def redis_server() -> AsyncIterator[RedisServer]:
     """A redis-server on a free loopback port, no persistence; stopped at teardown."""
-    binary = require_binary("redis-server")
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    server = RedisServer(port, process)
+    server = await start_redis(free_port())
     try:
-        await server.wait_ready()
         yield server
     finally:
         await server.stop()

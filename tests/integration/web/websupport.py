@@ -11,11 +11,12 @@ sessions (browsers); ``signed_in`` logs one in through the real round trip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -24,11 +25,12 @@ import attrs
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from cryptography.fernet import Fernet
 from redis.exceptions import ConnectionError as RedisConnectionError
 from yarl import URL
 
-from aiotwinne import TwinneClient
+from aiotwinne import RetryPolicy, TwinneClient
 from aiotwinne.testing import EmulatedApp, EmulatedUser, TwinneEmulator
 from aiotwinne.web import (
     RedactingAccessLogger,
@@ -194,6 +196,70 @@ async def start_site(
     return Site(url, runner, emu_app, client)
 
 
+# -- fixtures and factories both suites use -------------------------------------
+# Both conftests import ``emu`` and ``user`` (a conftest's fixtures reach only its
+# own folder, and the reliability suite lives beside, not below, this one).
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[TwinneEmulator]:
+    """A running emulator with one user, ``user1`` (the apps come with each site)."""
+    async with TwinneEmulator() as emulator:
+        emulator.add_user(user_name="user1", user_firstname="Ada", user_lastname="Lovelace")
+        yield emulator
+
+
+@pytest.fixture
+def user(emu: TwinneEmulator) -> EmulatedUser:
+    """The emulator's user."""
+    return emu.users[0]
+
+
+@contextlib.asynccontextmanager
+async def serving_sites(
+    emu: TwinneEmulator, *, app_secret: str | None = None
+) -> AsyncIterator[SiteFactory]:
+    """Both suites' ``site_factory``: start test sites wired to *emu*, clean them all up after.
+
+    ``await factory(builder=build_app, emu_app=None, client=None, routes=None,
+    **setup_options)``: without *emu_app*, a new emulator app ``Site`` (with
+    *app_secret* when given); without *client*, one for that app that retries
+    without sleeping; the site runs on the emulator's clock; *routes* adds GET
+    handlers to the built app.
+    """
+    runners: list[web.AppRunner] = []
+
+    async def factory(
+        *,
+        builder: Callable[..., web.Application] = build_app,
+        emu_app: EmulatedApp | None = None,
+        client: TwinneClient | None = None,
+        routes: dict[str, Handler] | None = None,
+        **options: Any,
+    ) -> Site:
+        target = emu_app if emu_app is not None else emu.add_app(name="Site", secret=app_secret)
+        if client is None:
+            client = TwinneClient(
+                target.app_id,
+                target.secret,
+                base_url=emu.base_url,
+                retry=RetryPolicy.no_wait(attempts=2),
+            )
+        options.setdefault("clock", emu.now)
+        app = builder(client, **options)
+        for path, handler in (routes or {}).items():
+            app.router.add_get(path, handler)
+        site = await start_site(app, target, client)
+        runners.append(site.runner)
+        return site
+
+    try:
+        yield factory
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
 async def log_in(
     visitor: aiohttp.ClientSession, site: Site, emu: TwinneEmulator, user: EmulatedUser
 ) -> None:
@@ -247,6 +313,28 @@ class RedisServer:
         if self.process.returncode is None:
             self.process.terminate()
             await self.process.wait()
+
+
+async def start_redis(port: int) -> RedisServer:
+    """A redis-server on 127.0.0.1:*port*, no persistence, answering PING.
+
+    Skips locally when redis-server is absent and fails in CI (``CI=true``).
+    The caller stops it (the reliability tests stop and restart it on the same port).
+    """
+    binary = require_binary("redis-server")
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    server = RedisServer(port, process)
+    try:
+        await server.wait_ready()
+    except BaseException:
+        await server.stop()
+        raise
+    return server
 
 
 def plain_storage() -> aiohttp_session.SimpleCookieStorage:
