@@ -39,11 +39,12 @@ from .models import AccessToken, UserInfo, user_info_from_wire
 __all__ = [
     "AUTHORIZE_PATH",
     "DEFAULT_BASE_URL",
+    "FORM_CONTENT_TYPE",
     "MESSAGES",
     "OAUTH_PATH",
     "RETRYABLE_STATUSES",
     "USER_INFO_PATH",
-    "authorize_url",
+    "authorize_request",
     "check_base_url",
     "check_identifier",
     "error_for_message",
@@ -62,6 +63,7 @@ DEFAULT_BASE_URL: Final = "https://twinne.eu"
 OAUTH_PATH: Final = "/api/oauth"
 AUTHORIZE_PATH: Final = "/api/authorize"
 USER_INFO_PATH: Final = "/api/get_user_info"
+FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
 
 
 class MESSAGES:
@@ -166,12 +168,25 @@ def login_url(base_url: str, app_id: str) -> str:
     return f"{base_url}{OAUTH_PATH}?app_id={quote(app_id, safe='')}"
 
 
-def authorize_url(base_url: str, app_id: str, app_secret: str, auth_key: str) -> str:
-    """The token-exchange URL. Holds two secrets: never log it unredacted."""
-    return (
-        f"{base_url}{AUTHORIZE_PATH}?app_id={quote(app_id, safe='')}"
+def authorize_request(
+    base_url: str, app_id: str, app_secret: str, auth_key: str
+) -> tuple[str, bytes]:
+    """The token exchange as one ``POST``: its URL and its form body.
+
+    Sngine 2.x/3.x read the three parameters from the query string whatever
+    the method; 4.x reads them from a POST form body only (PROTOCOL.md,
+    "Sngine versions"). One POST that carries them in both places is read by
+    every version, so the exchange costs one request and its single-use key
+    is never sent twice. Both parts hold two secrets: never log them unredacted.
+
+    Returns:
+        ``(url, body)``: send *body* with ``Content-Type: FORM_CONTENT_TYPE``.
+    """
+    params = (
+        f"app_id={quote(app_id, safe='')}"
         f"&app_secret={quote(app_secret, safe='')}&auth_key={quote(auth_key, safe='')}"
     )
+    return f"{base_url}{AUTHORIZE_PATH}?{params}", params.encode("ascii")
 
 
 def user_info_url(base_url: str, access_token: str) -> str:

@@ -40,6 +40,7 @@ _log = logging.getLogger("aiotwinne")
 
 _UTC = dt.timezone.utc
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+_FORM_HEADERS: Final = {"Content-Type": _protocol.FORM_CONTENT_TYPE}
 
 # The current attempt's "still waiting for a connection" flag, kept by _Connector.
 # An attempt that timed out while it was set (queued behind a full pool, or the
@@ -246,11 +247,12 @@ class TwinneClient:
                 connector=connector, timeout=self._timeout, trust_env=False
             )
             # aiohttp silently resends an idempotent request once when a
-            # connection drops (aio-libs/aiohttp#10790). For /api/authorize that
-            # would spend the single-use auth_key twice, and our own retry policy
-            # already covers get_user_info, so the hidden retry is turned off on
-            # the session we own. The attribute is private; aiohttp's own test
-            # utilities set it the same way.
+            # connection drops (aio-libs/aiohttp#10790). The exchange is a POST,
+            # which aiohttp does not resend today, but a single-use auth_key must
+            # never depend on that; and our own retry policy already covers
+            # get_user_info. So the hidden retry is turned off on the session we
+            # own. The attribute is private; aiohttp's own test utilities set it
+            # the same way.
             if hasattr(self._session, "_retry_connection"):
                 self._session._retry_connection = False
         return self._session
@@ -269,7 +271,10 @@ class TwinneClient:
     async def exchange(self, auth_key: str) -> AccessToken:
         """Exchange a single-use auth_key for an access token.
 
-        The request is retried only when the connection never opened. Any
+        One ``POST /api/authorize`` carries the parameters in its query string
+        and in a form body, so every Sngine version reads them (2.x/3.x the
+        query, 4.x the body) with no setting and no probe. The request is
+        retried only when the connection never opened. Any
         other failure raises at once, with ``auth_key_may_be_spent`` set when
         the request may have reached Twinne: the user then needs a new login.
 
@@ -289,11 +294,13 @@ class TwinneClient:
             ProtocolError: An answer that is not Twinne's.
         """
         key = _protocol.check_identifier("auth_key", auth_key)
-        url = _protocol.authorize_url(self._base_url, self._app_id, self._app_secret, key)
+        url, form = _protocol.authorize_request(
+            self._base_url, self._app_id, self._app_secret, key
+        )
         issued_at = dt.datetime.now(_UTC)
         try:
             status, headers, body, attempts = await self._fetch(
-                url, (self._app_secret, key), spends_key=True
+                url, (self._app_secret, key), form=form
             )
         except (HTTPStatusError, ProtocolError) as exc:
             # The request reached a server: Twinne may have spent the key.
@@ -388,19 +395,24 @@ class TwinneClient:
     # -- sending ------------------------------------------------------------
 
     async def _fetch(
-        self, url: str, secrets: tuple[str, ...], *, spends_key: bool = False
+        self, url: str, secrets: tuple[str, ...], *, form: bytes | None = None
     ) -> tuple[int, Mapping[str, str], bytes, int]:
-        """GET *url* under the retry policy; return (status, headers, body, attempts).
+        """Send one call under the retry policy; return (status, headers, body, attempts).
+
+        Without *form* it is an idempotent GET. With *form* it is the token
+        exchange: a POST with that body, which spends a single-use key, so it
+        is retried only when its connection never opened.
 
         The first attempt runs without any retry machinery (it is the hot path:
         building a retry context costs more than the request's own overhead).
         Only a failure enters stamina's loop, which replays that failure as its
         first attempt so backoff and attempt counting stay stamina's.
         """
+        spends_key = form is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry.deadline
         try:
-            status, headers, body = await self._attempt(url, secrets, deadline, 1, spends_key)
+            status, headers, body = await self._attempt(url, secrets, deadline, 1, form)
         except TwinneError as exc:
             failure = exc
         else:
@@ -424,7 +436,7 @@ class TwinneClient:
                     replayed, pending = pending, None
                     raise replayed
                 status, headers, body = await self._attempt(
-                    url, secrets, deadline, attempt.num, spends_key
+                    url, secrets, deadline, attempt.num, form
                 )
                 if status in _protocol.RETRYABLE_STATUSES and not spends_key:
                     raise _protocol.mark(
@@ -471,7 +483,8 @@ class TwinneClient:
             return False
         if _log.isEnabledFor(logging.DEBUG) and exc.attempts < policy.attempts:
             _log.debug(
-                "retrying GET %s after attempt %d of %d failed: %s",
+                "retrying %s %s after attempt %d of %d failed: %s",
+                "POST" if spends_key else "GET",
                 redact_url(url),
                 exc.attempts,
                 self._retry.attempts,
@@ -480,14 +493,22 @@ class TwinneClient:
         return wait
 
     async def _attempt(
-        self, url: str, secrets: tuple[str, ...], deadline: float, number: int, spends_key: bool
+        self,
+        url: str,
+        secrets: tuple[str, ...],
+        deadline: float,
+        number: int,
+        form: bytes | None,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """One GET. aiohttp failures become a redacted :class:`TransportError`.
+        """One request: a GET, or a form POST when *form* is given (the exchange).
+
+        aiohttp failures become a redacted :class:`TransportError`.
 
         The aiohttp exception is not chained: its text holds the full URL with
         the secrets in the query. The error is raised outside the ``except``
         block so that it carries no ``__context__`` either.
         """
+        spends_key = form is not None
         session = self._get_session()
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
@@ -503,8 +524,13 @@ class TwinneClient:
         waiting = [False]  # set by the client's own pool only: a borrowed one never says
         reset = _WAITING.set(waiting)
         try:
-            async with session.get(
-                URL(url, encoded=True), allow_redirects=False, timeout=timeout
+            async with session.request(
+                "GET" if form is None else "POST",
+                URL(url, encoded=True),
+                data=form,
+                headers=None if form is None else _FORM_HEADERS,
+                allow_redirects=False,
+                timeout=timeout,
             ) as resp:
                 status = resp.status
                 if 300 <= status < 400:

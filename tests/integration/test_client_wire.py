@@ -1,10 +1,12 @@
-"""Client behaviour that only a real HTTP server shows (compression, chunking)."""
+"""Client behaviour only a real HTTP server shows (compression, chunking, the exchange form)."""
 
 from __future__ import annotations
 
 import gzip
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qs
 
+import attrs
 import pytest
 from aiohttp import web
 
@@ -31,11 +33,34 @@ async def chunked_answer(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@attrs.define
+class Seen:
+    """What the exchange endpoint received, request by request."""
+
+    method: str
+    content_type: str
+    query: dict[str, list[str]]
+    form: dict[str, list[str]]
+
+
+SEEN: list[Seen] = []
+
+
+async def exchange_answer(request: web.Request) -> web.Response:
+    body = (await request.read()).decode("ascii")
+    SEEN.append(
+        Seen(request.method, request.content_type, parse_qs(request.query_string), parse_qs(body))
+    )
+    return web.json_response({"access_token": TOKEN})
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
+    SEEN.clear()
     app = web.Application()
     app.router.add_get("/gzip/api/get_user_info", gzip_answer)
     app.router.add_get("/chunked/api/get_user_info", chunked_answer)
+    app.router.add_route("*", "/api/authorize", exchange_answer)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -61,3 +86,12 @@ async def test_body_under_the_cap_is_read_whole(server: str, path: str) -> None:
     async with TwinneClient("1", "s" * 32, base_url=server + path) as twinne:
         user = await twinne.get_user_info(TOKEN)
     assert len(user.username) == 50_000
+
+
+async def test_exchange_is_one_post_with_the_parameters_in_query_and_form(server: str) -> None:
+    """One request per exchange, readable by a $_GET (2.x/3.x) and a $_POST (4.x) server."""
+    async with TwinneClient("17", "s" * 32, base_url=server) as twinne:
+        token = await twinne.exchange("k" * 32)
+    assert token.value == TOKEN
+    expected = {"app_id": ["17"], "app_secret": ["s" * 32], "auth_key": ["k" * 32]}
+    assert [Seen("POST", "application/x-www-form-urlencoded", expected, expected)] == SEEN

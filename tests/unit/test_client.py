@@ -102,7 +102,7 @@ def fresh_token() -> AccessToken:
 
 async def test_exchange_then_user_info(client: TwinneClient, mocked: aioresponses) -> None:
     """A key becomes a token, and the token a typed profile."""
-    mocked.get(AUTHORIZE, payload={"access_token": TOKEN})
+    mocked.post(AUTHORIZE, payload={"access_token": TOKEN})
     mocked.get(USER_INFO, payload=USER_BODY)
     token = await client.exchange(KEY)
     assert token.value == TOKEN
@@ -138,7 +138,7 @@ def test_token_lifetime_is_configurable(make_client: Callable[..., TwinneClient]
     async def run() -> AccessToken:
         async with make_client(token_lifetime=60) as twinne:
             with aioresponses() as m:
-                m.get(AUTHORIZE, payload={"access_token": TOKEN})
+                m.post(AUTHORIZE, payload={"access_token": TOKEN})
                 return await twinne.exchange(KEY)
 
     token = asyncio.run(run())
@@ -313,7 +313,7 @@ async def test_hostile_answers_are_typed_errors(
     """Odd Retry-After digits, unparsable redirects and absurd nesting give typed errors."""
     for _ in range(4):
         mocked.get(USER_INFO, **fault)
-        mocked.get(AUTHORIZE, **fault)
+        mocked.post(AUTHORIZE, **fault)
     with pytest.raises(error):
         await client.get_user_info(TOKEN)
     with pytest.raises(error) as info:
@@ -349,8 +349,8 @@ async def test_exchange_retries_only_when_the_connection_never_opened(
         aiohttp.client_reqrep.ConnectionKey("twinne.test", 443, True, True, None, None, None),
         OSError(111, "Connection refused"),
     )
-    mocked.get(AUTHORIZE, exception=refused)
-    mocked.get(AUTHORIZE, payload={"access_token": TOKEN})
+    mocked.post(AUTHORIZE, exception=refused)
+    mocked.post(AUTHORIZE, payload={"access_token": TOKEN})
     assert (await client.exchange(KEY)).value == TOKEN
     assert calls(mocked) == 2
 
@@ -370,8 +370,8 @@ async def test_exchange_is_not_retried_once_the_request_may_have_left(
     client: TwinneClient, mocked: aioresponses, fault: dict[str, Any], error: type[Exception]
 ) -> None:
     """After the request may have reached Twinne, one attempt only, and the error says so."""
-    mocked.get(AUTHORIZE, **fault)
-    mocked.get(AUTHORIZE, payload={"access_token": TOKEN})
+    mocked.post(AUTHORIZE, **fault)
+    mocked.post(AUTHORIZE, payload={"access_token": TOKEN})
     with pytest.raises(error) as info:
         await client.exchange(KEY)
     assert calls(mocked) == 1
@@ -384,7 +384,7 @@ async def test_exchange_api_error_is_not_marked_spent(
     client: TwinneClient, mocked: aioresponses
 ) -> None:
     """Twinne's own refusal is an APIError; the key is known bad, not 'maybe spent'."""
-    mocked.get(AUTHORIZE, payload={"error": True, "message": "Bad Request, invalid auth_key"})
+    mocked.post(AUTHORIZE, payload={"error": True, "message": "Bad Request, invalid auth_key"})
     with pytest.raises(InvalidAuthKeyError) as info:
         await client.exchange(KEY)
     assert not info.value.auth_key_may_be_spent
@@ -464,7 +464,7 @@ async def test_oversized_body_is_refused(
 
 async def test_redirects_are_not_followed(client: TwinneClient, mocked: aioresponses) -> None:
     """A redirect from the API is reported, never followed with the secrets in the URL."""
-    mocked.get(AUTHORIZE, status=302, headers={"Location": "https://evil.example/steal"})
+    mocked.post(AUTHORIZE, status=302, headers={"Location": "https://evil.example/steal"})
     with pytest.raises(HTTPStatusError, match=r"evil\.example") as info:
         await client.exchange(KEY)
     assert info.value.status == 302

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,20 @@ def test_login_url_carries_only_the_app_id() -> None:
 
 def test_secret_urls_percent_encode_their_values() -> None:
     """Values are percent-encoded so a stray & or # cannot add parameters."""
-    url = p.authorize_url(BASE, "1", "s&x=1", "k#y")
+    url, _ = p.authorize_request(BASE, "1", "s&x=1", "k#y")
     assert url.endswith("app_id=1&app_secret=s%26x%3D1&auth_key=k%23y")
     assert p.user_info_url(BASE, "t/ö").endswith("access_token=t%2F%C3%B6")
+
+
+def test_the_exchange_carries_its_parameters_in_the_query_and_the_form() -> None:
+    """Sngine 2.x/3.x read the query, 4.x the POST form: one request carries both, equal."""
+    url, form = p.authorize_request(BASE, "7", "s3cr+t", "k/ö")
+    assert url == f"{BASE}{p.AUTHORIZE_PATH}?" + form.decode("ascii")
+    assert urllib.parse.parse_qs(form.decode("ascii"), strict_parsing=True) == {
+        "app_id": ["7"],
+        "app_secret": ["s3cr+t"],
+        "auth_key": ["k/ö"],
+    }
 
 
 @pytest.mark.parametrize("value", ["", " ", "abc def", "abc\n", "a\x00b", "\t", "x\x7f"])

@@ -94,6 +94,7 @@ async def test_no_failure_path_leaks_a_secret(
             with aioresponses() as mocked:
                 for _ in range(3):
                     mocked.get(ANY, **fault)
+                    mocked.post(ANY, **fault)  # the exchange is a form POST
                 with pytest.raises(TwinneError) as info:
                     await call(arg)
             for exc in chain(info.value):
