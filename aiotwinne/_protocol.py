@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -101,7 +102,6 @@ _SNIPPET_CHARS: Final = 200
 # than this many candidate openings is not a Twinne answer.
 _MAX_JSON_CANDIDATES: Final = 32
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
-_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _DECODER = json.JSONDecoder()
 
 
@@ -150,17 +150,24 @@ def check_base_url(base_url: str, *, allow_insecure: bool = False) -> str:
         raise ValueError(f"base_url must be an absolute http(s) URL, got {base_url!r}")
     if parts.query or parts.fragment:
         raise ValueError("base_url must not carry a query string or fragment")
-    if (
-        parts.scheme == "http"
-        and not allow_insecure
-        and parts.hostname not in _LOOPBACK_HOSTS
-        and not parts.hostname.startswith("127.")
-    ):
+    if parts.scheme == "http" and not allow_insecure and not _is_loopback(parts.hostname):
         raise ValueError(
             "base_url uses plain http:// to a non-loopback host: the app_secret would "
             "travel in clear text. Use https://, or pass allow_insecure=True."
         )
     return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    # A loopback IP literal (127.0.0.0/8, ::1) or exactly "localhost". A text
+    # prefix is not enough: "127.0.0.1.nip.io" and "127.attacker.example" are
+    # names that resolve wherever their owner likes.
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def login_url(base_url: str, app_id: str) -> str:

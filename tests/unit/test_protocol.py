@@ -94,6 +94,11 @@ def test_check_identifier_rejects_wrong_types(value: object) -> None:
         "https://",
         "https://t.eu/?a=1",
         "https://t.eu/#x",
+        # Names that merely look like loopback resolve wherever their owner wants.
+        "http://127.attacker.example",
+        "http://127.0.0.1.nip.io:8080",
+        "http://localhost.attacker.example",
+        "http://[::ffff:8.8.8.8]",
     ],
 )
 def test_check_base_url_refuses_unusable_urls(url: str) -> None:
@@ -109,6 +114,8 @@ def test_check_base_url_refuses_unusable_urls(url: str) -> None:
         ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
         ("http://localhost:1/sub/", "http://localhost:1/sub"),
         ("http://[::1]:9", "http://[::1]:9"),
+        ("http://127.0.0.2", "http://127.0.0.2"),
+        ("http://127.255.0.1:5", "http://127.255.0.1:5"),
     ],
 )
 def test_check_base_url_allows_https_and_loopback(url: str, expected: str) -> None:
