@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -90,14 +90,25 @@ class AccessToken:
 
 
 _GENDERS: Final[Mapping[str, str]] = {
+    # Sngine 2.x/3.x store this text; 4.x sends the gender's name from its table.
     "male": "male",
     "female": "female",
     "other": "other",
-    # Newer Sngine keeps genders in a table; these are its stock ids.
+    # Site-defined names of French-speaking sites such as Twinne.
+    "homme": "male",
+    "femme": "female",
+    "autre": "other",
+    # Sites that send the gender table's stock ids.
     "1": "male",
     "2": "female",
     "3": "other",
 }
+# 4.x sends "N/A" for a user who chose no gender.
+_NO_GENDER: Final = frozenset({"", "n/a", "na", "none"})
+# Sngine's stock default pictures: .../content/themes/THEME/images/blank_profile[_GENDER].png
+_DEFAULT_PICTURE: Final = re.compile(
+    r"/images/blank_profile(?:_[^/]*)?\.(?:png|jpe?g|gif|svg|webp)$", re.IGNORECASE
+)
 
 
 def _frozen_mapping(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -114,15 +125,22 @@ class UserInfo:
         email: ``user_email``; ``None`` when empty.
         first_name: ``user_firstname`` (may be ``""``).
         last_name: ``user_lastname`` (may be ``""``).
-        gender: ``user_gender`` exactly as sent (``"male"`` or a numeric id on
-            newer sites); ``None`` when empty. See :attr:`gender_normalized`.
+        gender: ``user_gender`` exactly as sent: ``"male"``/``"female"`` on
+            Sngine 2.x/3.x, the gender's name on 4.x (``"Male"``, ``"Other"``,
+            a site-defined name, ``"N/A"`` when unset), a numeric id on some
+            sites; ``None`` when empty. See :attr:`gender_normalized`.
         birthdate: ``user_birthdate``; ``None`` for empty, ``0000-00-00`` or an
             impossible date.
         picture: ``user_picture`` as sent: a path under the site's uploads
             folder or a full URL; ``None`` when empty.
-        picture_url: The public URL of the picture.
+        picture_url: The public URL of the user's own picture, or ``None``
+            when they have none. Built from ``picture``, else taken from
+            Sngine's ``profile_picture`` unless that is the site's default
+            picture (see :attr:`display_picture_url`).
         cover: ``user_cover``, like ``picture``.
-        cover_url: The public URL of the cover.
+        cover_url: The public URL of the cover, or ``None``. Sngine's
+            ``profile_cover`` is the bare uploads folder on every version (a
+            server bug), which means "no cover".
         registered: ``user_registered``, naive (site-local time, no zone).
         verified: ``user_verified`` (``"1"``).
         relationship: ``user_relationship``; ``None`` when empty.
@@ -162,10 +180,30 @@ class UserInfo:
 
     @property
     def gender_normalized(self) -> str | None:
-        """``"male"``, ``"female"``, ``"other"`` or ``None``, whatever the site's spelling."""
+        """``"male"``, ``"female"``, ``"other"`` or ``None``, whatever the site's spelling.
+
+        ``None`` when unset (empty, or 4.x's ``"N/A"``); any name or id the
+        site defined beyond the stock ones is ``"other"``. Never raises.
+        """
         if self.gender is None:
             return None
-        return _GENDERS.get(self.gender.strip().lower(), "other")
+        text = self.gender.strip().lower()
+        if text in _NO_GENDER:
+            return None
+        return _GENDERS.get(text, "other")
+
+    @property
+    def display_picture_url(self) -> str | None:
+        """The picture a site shows for this user: their own, else Sngine's default one.
+
+        The default is the ``profile_picture`` URL Sngine sends for users
+        without a picture (on 2.x/3.x always, a server bug); ``None`` when
+        the site sent neither.
+        """
+        if self.picture_url is not None:
+            return self.picture_url
+        sent = self.extra.get("profile_picture")
+        return sent if isinstance(sent, str) and _is_url(sent) else None
 
 
 def _restore_user_info(values: dict[str, Any]) -> UserInfo:
@@ -313,7 +351,7 @@ _unstructure_user = make_dict_unstructure_fn(UserInfo, _converter, **_overrides)
 def _public_url(base_url: str, path: str | None) -> str | None:
     if not path:
         return None
-    if path.startswith(("http://", "https://", "//")):
+    if _is_url(path):
         return path
     return f"{base_url}/content/uploads/{path.lstrip('/')}"
 
@@ -340,10 +378,32 @@ def user_info_from_wire(wire: Mapping[str, Any], *, base_url: str) -> UserInfo:
         raise ValueError(problems) from None
     return attrs.evolve(
         base,
-        picture_url=_public_url(base_url, base.picture),
-        cover_url=_public_url(base_url, base.cover),
+        picture_url=_public_url(base_url, base.picture)
+        or _sent_url(wire.get("profile_picture"), _is_default_picture),
+        cover_url=_public_url(base_url, base.cover)
+        or _sent_url(wire.get("profile_cover"), _is_bare_folder),
         extra=_extra_items(wire),
     )
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://", "//"))
+
+
+def _is_default_picture(url: str) -> bool:
+    return _DEFAULT_PICTURE.search(url.split("?", 1)[0]) is not None
+
+
+def _is_bare_folder(url: str) -> bool:
+    # Sngine 2.x-4.x send "{uploads}/" as profile_cover whatever the user has.
+    return url.split("?", 1)[0].endswith("/")
+
+
+def _sent_url(value: object, means_none: Callable[[str], bool]) -> str | None:
+    """A full URL Sngine computed (profile_picture/profile_cover), unless it means "none"."""
+    if isinstance(value, str) and _is_url(value) and not means_none(value):
+        return value
+    return None
 
 
 def _wire_paths(problems: list[str]) -> list[str]:

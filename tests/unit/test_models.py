@@ -153,6 +153,15 @@ def test_picture_and_cover_urls(raw: str | None, picture: str | None, url: str |
         ("9", "other"),
         ("", None),
         (None, None),
+        # Sngine 4.x: the gender table's names, "N/A" when unset, site-defined names.
+        ("Male", "male"),
+        ("Other", "other"),
+        ("N/A", None),
+        (" n/a ", None),
+        ("Non-binary", "other"),
+        ("Femme", "female"),
+        ("Homme", "male"),
+        ("   ", None),
     ],
 )
 def test_gender_keeps_raw_text_and_offers_a_normalised_view(
@@ -162,6 +171,73 @@ def test_gender_keeps_raw_text_and_offers_a_normalised_view(
     user = build(user_gender=raw)
     assert user.gender == (raw or None)
     assert user.gender_normalized == normalized
+
+
+@given(st.one_of(st.none(), st.text(max_size=12)))
+def test_gender_normalized_never_raises(raw: str | None) -> None:
+    """Whatever a site sends as user_gender, the normalised view is one of four answers."""
+    assert build(user_gender=raw).gender_normalized in (None, "male", "female", "other")
+
+
+UPLOADS = f"{BASE}/content/uploads"
+DEFAULT_PICTURE = f"{BASE}/content/themes/default/images/blank_profile_male.png"
+
+
+@pytest.mark.parametrize(
+    ("wire", "picture_url", "display"),
+    [
+        # 4.x: profile_picture is the uploads URL of user_picture.
+        (
+            {"user_picture": "photos/a.jpg", "profile_picture": f"{UPLOADS}/photos/a.jpg"},
+            f"{UPLOADS}/photos/a.jpg",
+            f"{UPLOADS}/photos/a.jpg",
+        ),
+        # 2.x/3.x: profile_picture is always the default picture (a server bug).
+        (
+            {"user_picture": "photos/a.jpg", "profile_picture": DEFAULT_PICTURE},
+            f"{UPLOADS}/photos/a.jpg",
+            f"{UPLOADS}/photos/a.jpg",
+        ),
+        # No own picture: the default is recognisable, and only shown as a fallback.
+        ({"user_picture": "", "profile_picture": DEFAULT_PICTURE}, None, DEFAULT_PICTURE),
+        (
+            {"user_picture": None, "profile_picture": f"{DEFAULT_PICTURE}?v=2"},
+            None,
+            f"{DEFAULT_PICTURE}?v=2",
+        ),
+        # A real picture URL that only profile_picture carries is used.
+        (
+            {"user_picture": "", "profile_picture": "https://cdn.example/me.webp"},
+            "https://cdn.example/me.webp",
+            "https://cdn.example/me.webp",
+        ),
+        ({"user_picture": "", "profile_picture": "not a url"}, None, None),
+        ({"user_picture": "", "profile_picture": None}, None, None),
+    ],
+)
+def test_picture_reads_every_version(
+    wire: dict[str, Any], picture_url: str | None, display: str | None
+) -> None:
+    """picture_url is the user's own picture on every version; the default one is told apart."""
+    user = build(**wire)
+    assert (user.picture_url, user.display_picture_url) == (picture_url, display)
+
+
+@pytest.mark.parametrize(
+    ("cover", "profile_cover", "cover_url"),
+    [
+        # Every version sends the bare uploads folder: no cover.
+        ("", f"{UPLOADS}/", None),
+        (None, f"{UPLOADS}/", None),
+        ("covers/c.jpg", f"{UPLOADS}/", f"{UPLOADS}/covers/c.jpg"),
+        ("", f"{UPLOADS}/covers/c.jpg", f"{UPLOADS}/covers/c.jpg"),
+    ],
+)
+def test_cover_treats_the_bare_uploads_folder_as_none(
+    cover: str | None, profile_cover: str, cover_url: str | None
+) -> None:
+    """profile_cover equal to the bare uploads folder means "no cover"."""
+    assert build(user_cover=cover, profile_cover=profile_cover).cover_url == cover_url
 
 
 def test_empty_texts() -> None:
