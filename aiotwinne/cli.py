@@ -3,8 +3,8 @@
 Commands::
 
     aiotwinne login-url                  print the "Log in With Twinne" link
-    aiotwinne exchange AUTH_KEY          exchange an auth_key; print the token as JSON
-    aiotwinne me TOKEN                   print the token's user as JSON
+    aiotwinne exchange [-]               exchange an auth_key; print the token as JSON
+    aiotwinne me [-]                     print the token's user as JSON
     aiotwinne profiles [FILE|-]          one token a line in, JSON Lines out
     aiotwinne emulator                   run the Twinne emulator for a person
     aiotwinne demo [--serve]             the whole story on the emulator
@@ -14,7 +14,10 @@ Configuration comes from flags or the environment: ``--app-id`` /
 ``https://twinne.eu``), and the app secret from ``TWINNE_APP_SECRET`` or
 ``--app-secret-file PATH``. There is deliberately no flag that takes the
 secret itself: command lines are visible to every user of the machine
-(``ps``) and end up in shell histories. The secret is never printed.
+(``ps``) and end up in shell histories. The secret is never printed. For the
+same reason ``exchange`` and ``me`` read the auth_key and the token from
+``TWINNE_AUTH_KEY`` / ``TWINNE_ACCESS_TOKEN`` or standard input; one given on
+the command line still works, with a warning.
 
 Exit statuses:
 
@@ -66,6 +69,7 @@ from ._redact import fingerprint, redact_text, redact_url
 from .bulk import fetch_profiles
 from .client import TwinneClient
 from .errors import (
+    APIError,
     HTTPStatusError,
     InvalidTokenError,
     MalformedTokenError,
@@ -107,6 +111,8 @@ _PROG: Final = "aiotwinne"
 _ENV_APP_ID: Final = "TWINNE_APP_ID"
 _ENV_SECRET: Final = "TWINNE_APP_SECRET"  # noqa: S105 - the variable's name, not a secret
 _ENV_BASE_URL: Final = "TWINNE_BASE_URL"
+_ENV_AUTH_KEY: Final = "TWINNE_AUTH_KEY"
+_ENV_TOKEN: Final = "TWINNE_ACCESS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 _READ_CHUNK: Final = 64 * 1024
 #: A line longer than this is not a token; it is reported, not sent.
 _MAX_LINE: Final = 4096
@@ -309,7 +315,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "The token never appears in errors.",
     )
     cmd.add_argument(
-        "auth_key", metavar="AUTH_KEY", help="the auth_key, or - to read it from stdin"
+        "auth_key",
+        metavar="-",
+        nargs="?",
+        help=f"read the auth_key from stdin (the default when {_ENV_AUTH_KEY} is unset); "
+        "a key given here is visible to other users (ps) and is warned about",
     )
     cmd.set_defaults(command=_exchange)
 
@@ -321,7 +331,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "model (typed values: numbers, booleans, ISO dates; unknown keys under 'extra'), "
         "or with --wire exactly Twinne's field names and strings. No app credentials needed.",
     )
-    cmd.add_argument("token", metavar="TOKEN", help="the access token, or - to read it from stdin")
+    cmd.add_argument(
+        "token",
+        metavar="-",
+        nargs="?",
+        help=f"read the token from stdin (the default when {_ENV_TOKEN} is unset); "
+        "a token given here is visible to other users (ps) and is warned about",
+    )
     cmd.add_argument("--wire", action="store_true", help="print Twinne's wire form instead")
     cmd.set_defaults(command=_me)
 
@@ -332,7 +348,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Read one access token per line and write one JSON object per line: "
         '{"line": N, "status": ..., "token": FINGERPRINT, "user": {...}} on success, '
         '"error" and "message" otherwise. status is one of ok, expired, invalid, not_found, '
-        "failed, blank, malformed. Tokens themselves are never written, only fingerprints. "
+        "refused (Twinne's own refusal, e.g. the feature switched off), failed, blank, "
+        "malformed. Tokens themselves are never written, only fingerprints. "
         "A progress bar (when stderr is a terminal) and a summary go to stderr. "
         "Exit 0 if every line succeeded, 1 if some failed, 3 if none got an answer from Twinne.",
     )
@@ -489,7 +506,21 @@ def _client(args: argparse.Namespace, *, needs_id: bool, needs_secret: bool) -> 
         raise _UsageError(str(exc)) from None
 
 
-def _argument_or_stdin(value: str, name: str) -> str:
+def _secret_input(value: str | None, name: str, variable: str) -> str:
+    """A secret from the environment or stdin; one given on argv is used, with a warning.
+
+    Command lines are visible to every user of the machine (``ps``) and stay in
+    shell histories, so the argument is only the explicit ``-`` for stdin.
+    """
+    if value is None:
+        value = os.environ.get(variable) or "-"
+    elif value != "-":
+        print(
+            f"{_PROG}: warning: the {name} on the command line is visible to other users "
+            f"of this machine (ps) and in shell history; set {variable} or pass - and "
+            "write it to stdin instead",
+            file=sys.stderr,
+        )
     if value != "-":
         return value
     try:
@@ -522,7 +553,7 @@ async def _login_url(args: argparse.Namespace) -> int:
 
 async def _exchange(args: argparse.Namespace) -> int:
     async with _client(args, needs_id=True, needs_secret=True) as client:
-        auth_key = _argument_or_stdin(args.auth_key, "auth_key")
+        auth_key = _secret_input(args.auth_key, "auth_key", _ENV_AUTH_KEY)
         try:
             token = await client.exchange(auth_key)
         except ValueError as exc:
@@ -533,7 +564,7 @@ async def _exchange(args: argparse.Namespace) -> int:
 
 async def _me(args: argparse.Namespace) -> int:
     async with _client(args, needs_id=False, needs_secret=False) as client:
-        token = _argument_or_stdin(args.token, "token")
+        token = _secret_input(args.token, "token", _ENV_TOKEN)
         try:
             user = await client.get_user_info(token)
         except ValueError as exc:
@@ -739,7 +770,17 @@ class _Tally:
 
     counts: dict[str, int] = attrs.field(
         factory=lambda: dict.fromkeys(
-            ("ok", "expired", "invalid", "not_found", "failed", "blank", "malformed"), 0
+            (
+                "ok",
+                "expired",
+                "invalid",
+                "not_found",
+                "refused",
+                "failed",
+                "blank",
+                "malformed",
+            ),
+            0,
         )
     )
     started: float = attrs.field(factory=time.perf_counter)
@@ -758,7 +799,7 @@ class _Tally:
     def answered(self) -> int:
         """Lines that got an answer from Twinne (good or bad)."""
         c = self.counts
-        return c["ok"] + c["expired"] + c["invalid"] + c["not_found"]
+        return c["ok"] + c["expired"] + c["invalid"] + c["not_found"] + c["refused"]
 
     def summary(self, noun: str = "lines") -> str:
         """One line: the outcomes and the speed."""
@@ -767,7 +808,7 @@ class _Tally:
         return (
             f"{self.total} {noun} in {elapsed:.1f}s ({self.total / elapsed:,.0f} profiles/s): "
             f"{c['ok']} ok, {c['expired']} expired, {c['invalid']} invalid, "
-            f"{c['not_found']} not found, {c['failed']} failed, "
+            f"{c['not_found']} not found, {c['refused']} refused, {c['failed']} failed, "
             f"{c['blank'] + c['malformed']} blank or malformed"
         )
 
@@ -791,6 +832,10 @@ def _status(result: ProfileResult) -> str:
         return "invalid"
     if isinstance(error, UserNotFoundError):
         return "not_found"
+    if isinstance(error, APIError):
+        # Twinne answered in its own words (the feature switched off, the app
+        # gone): a refusal, exit 1 as for ``me``, not "unreachable".
+        return "refused"
     return "failed"
 
 

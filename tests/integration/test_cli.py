@@ -115,16 +115,36 @@ async def test_exchange_prints_the_token_once_and_a_spent_key_fails_in_one_line(
 ) -> None:
     """exchange prints the token as JSON; a second exchange of the same key exits 1."""
     key = emu.authorize(user, app)
-    run = await aiotwinne("exchange", key, env=env_for(emu, app))
+    env = {**env_for(emu, app), "TWINNE_AUTH_KEY": key}
+    run = await aiotwinne("exchange", env=env)
     assert run.status == 0
+    assert run.err == ""
     token = json.loads(run.out)
     assert set(token) == {"access_token", "fingerprint", "issued_at", "expires_at"}
     assert HEX32.fullmatch(token["access_token"])
 
-    again = await aiotwinne("exchange", key, env=env_for(emu, app), secrets=[key])
+    again = await aiotwinne("exchange", env=env, secrets=[key])
     assert again.status == 1
     assert "invalid auth_key" in one_error_line(again)
     assert again.out == ""
+
+
+async def test_a_secret_on_the_command_line_works_with_a_warning(
+    emu: TwinneEmulator, app: EmulatedApp, user: EmulatedUser
+) -> None:
+    """An auth_key or token typed on argv (visible in ps) is used, and the user is warned."""
+    key = emu.authorize(user, app)
+    run = await aiotwinne("exchange", key, env=env_for(emu, app), secrets=[key])
+    assert run.status == 0, run.err
+    (warning,) = run.err.splitlines()
+    assert warning.startswith("aiotwinne: warning: the auth_key on the command line is visible")
+    assert "TWINNE_AUTH_KEY" in warning
+    token = json.loads(run.out)["access_token"]
+
+    me = await aiotwinne("me", token, env=clean_env(TWINNE_BASE_URL=emu.base_url))
+    assert me.status == 0
+    assert "TWINNE_ACCESS_TOKEN" in me.err
+    assert token not in me.err
 
 
 async def test_exchange_reads_the_secret_from_a_file(
@@ -149,7 +169,7 @@ async def test_me_prints_the_profile_and_an_expired_token_exits_1(
     """me prints the model as JSON (or the wire form); an expired token is one error line."""
     token = emu.issue_token(user, app)
     env = clean_env(TWINNE_BASE_URL=emu.base_url)  # no credentials needed
-    run = await aiotwinne("me", token, env=env)
+    run = await aiotwinne("me", env={**env, "TWINNE_ACCESS_TOKEN": token})
     assert run.status == 0, run.err
     profile = json.loads(run.out)
     assert profile["username"] == "ada"
@@ -160,7 +180,7 @@ async def test_me_prints_the_profile_and_an_expired_token_exits_1(
     assert json.loads(wire.out)["user_name"] == "ada"
 
     emu.advance(3601)
-    expired = await aiotwinne("me", token, env=env, secrets=[token])
+    expired = await aiotwinne("me", env=env, stdin=token.encode(), secrets=[token])
     assert expired.status == 1
     assert "expired access_token" in one_error_line(expired)
 
@@ -212,7 +232,10 @@ async def test_profiles_writes_one_json_line_per_input_line(
     assert results[6]["message"] == "line is not UTF-8 text"
     assert results[0]["token"] == fingerprint(good[0])
     assert "9 lines" in run.err
-    assert "3 ok, 1 expired, 1 invalid, 1 not found, 0 failed, 3 blank or malformed" in run.err
+    assert (
+        "3 ok, 1 expired, 1 invalid, 1 not found, 0 refused, 0 failed, 3 blank or malformed"
+        in run.err
+    )
     assert "profiles/s" in run.err
 
 
@@ -257,6 +280,22 @@ async def test_profiles_exits_3_when_twinne_cannot_be_reached(tmp_path: Path) ->
     run = await aiotwinne("profiles", "--timeout", "1", env=env, stdin=b"a\nb\n")
     assert run.status == 3
     assert [json.loads(line)["status"] for line in run.out.splitlines()] == ["failed", "failed"]
+
+
+async def test_profiles_exits_1_when_twinne_refuses_in_its_own_words(
+    emu: TwinneEmulator, app: EmulatedApp, user: EmulatedUser
+) -> None:
+    """The feature switched off is Twinne's answer: lines are "refused", exit 1 (as for me)."""
+    token = emu.issue_token(user, app)
+    emu.set_feature_enabled(False)
+    env = clean_env(TWINNE_BASE_URL=emu.base_url)
+    run = await aiotwinne("profiles", env=env, stdin=token.encode(), secrets=[token])
+    assert run.status == 1, run.err
+    (line,) = [json.loads(text) for text in run.out.splitlines()]
+    assert line["status"] == "refused"
+    assert "1 refused" in run.err
+    me = await aiotwinne("me", "-", env=env, stdin=token.encode(), secrets=[token])
+    assert me.status == 1
 
 
 @pytest.mark.parametrize(
@@ -339,7 +378,9 @@ async def test_emulator_command_prints_credentials_serves_and_stops_on_ctrl_c() 
     base = re.search(r"running at (\S+)", banner)
     assert base is not None
     check = await aiotwinne(
-        "me", "0" * 32, env=clean_env(TWINNE_BASE_URL=base[1]), secrets=[fields["app secret"]]
+        "me",
+        env=clean_env(TWINNE_BASE_URL=base[1], TWINNE_ACCESS_TOKEN="0" * 32),
+        secrets=[fields["app secret"]],
     )
     assert "invalid access_token" in one_error_line(check)
     stopped = await stop_with_ctrl_c(process)

@@ -76,8 +76,8 @@ def test_login_url_needs_no_secret_and_verbose_is_accepted(
     ("argv", "stdin", "message"),
     [
         (["me", "-"], "", "no token on stdin"),
-        (["me", "a b"], "", "access_token contains whitespace"),
-        (["exchange", "a b", "--app-id", "1"], "", "auth_key contains whitespace"),
+        (["me"], "a b\n", "access_token contains whitespace"),
+        (["exchange", "--app-id", "1"], "a b\n", "auth_key contains whitespace"),
     ],
 )
 def test_unusable_arguments_exit_2_before_any_request(
