@@ -66,7 +66,6 @@ from yarl import URL
 
 from . import _protocol
 from ._redact import fingerprint, redact_text, redact_url
-from .bulk import fetch_profiles
 from .client import TwinneClient
 from .errors import (
     APIError,
@@ -625,8 +624,7 @@ async def _profiles(args: argparse.Namespace) -> int:
     try:
         async with client:
             bar = _progress_bar(total=None, unit="line")
-            results = fetch_profiles(
-                client,
+            results = client.fetch_profiles(
                 _read_lines(source),
                 concurrency=args.concurrency,
                 ordered=not args.unordered,
@@ -1171,7 +1169,7 @@ class _Story:
         bar = _progress_bar(total=len(tokens), unit="profile")
         try:
             async with contextlib.aclosing(
-                fetch_profiles(self.client, tokens, concurrency=32)
+                self.client.fetch_profiles(tokens, concurrency=32)
             ) as results:
                 async for result in results:
                     tally.add(result)

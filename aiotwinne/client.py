@@ -22,7 +22,7 @@ import attrs
 import stamina
 from yarl import URL
 
-from . import _protocol
+from . import _bulk, _protocol
 from ._redact import redact_text, redact_url, scrub
 from .errors import (
     APIError,
@@ -369,13 +369,73 @@ class TwinneClient:
         ordered: bool = False,
         rate: float | None = None,
     ) -> AsyncGenerator[ProfileResult, None]:
-        """Fetch many profiles with bounded concurrency, yielding one result per input.
+        """Fetch the profile behind each token, yielding exactly one result per input.
 
-        See :func:`aiotwinne.bulk.fetch_profiles` for the full contract.
+        Each fetch is :meth:`get_user_info`: this client's retry policy and
+        connection pool apply.
+
+        The input is read lazily, as workers become free; at most *concurrency*
+        requests are in flight at any time. Each result carries the input item
+        (``result.token``), its position (``result.index``) and either the profile
+        (``result.user``) or the failure (``result.error``). Per-item failures are
+        values, never exceptions that stop the run: expired tokens give
+        :class:`~aiotwinne.TokenExpiredError`, unknown ones
+        :class:`~aiotwinne.InvalidTokenError`, deleted users
+        :class:`~aiotwinne.UserNotFoundError`, and a Twinne that could not be reached
+        after the client's retries :class:`~aiotwinne.TransportError` (or
+        :class:`~aiotwinne.HTTPStatusError` / :class:`~aiotwinne.ProtocolError`).
+        Only an :class:`~aiotwinne.AccessToken` or a well-formed string is sent.
+        Any other item (an empty string, one holding whitespace or control
+        characters, or anything that is not a string: an ``int``, ``bytes``,
+        ``None``) is never sent and takes no rate-limit slot: its result holds a
+        :class:`~aiotwinne.MalformedTokenError` (an ``InvalidTokenError`` with
+        ``attempts == 0``).
+
+        Closing the iterator (``aclose()``, leaving an ``async with
+        contextlib.aclosing(...)`` block) or cancelling the task that iterates it
+        cancels the requests in flight and waits for them to end: no task is left
+        behind. Breaking out of a bare ``async for`` leaves the clean-up to the
+        garbage collector, as with any async generator, so prefer ``aclosing``.
+
+        Example::
+
+            async for result in twinne.fetch_profiles(tokens, concurrency=32):
+                if result.ok:
+                    print(result.index, result.user.username)
+                else:
+                    print(result.index, type(result.error).__name__)
+
+        Args:
+            tokens: :class:`~aiotwinne.AccessToken` objects or token strings, as
+                any iterable or async iterable. It is read once, lazily, and not
+                closed by this function.
+            concurrency: The most requests in flight at once (a hard bound).
+            ordered: Yield results in input order. Results that complete early wait
+                in a reorder window of ``2 * concurrency`` inputs; when the window
+                is full, no more input is read until the oldest outstanding item
+                completes. Unordered (the default) yields results as they complete.
+            rate: The most fetches started per second, for being polite to Twinne;
+                ``None`` for no limit. Fetches are spaced evenly (a leaky bucket
+                without burst). Retries inside one fetch follow the client's
+                retry policy and are not counted.
+
+        Returns:
+            An async generator of :class:`~aiotwinne.ProfileResult`, one per input
+            (it has ``aclose()``).
+
+        Raises:
+            ValueError: *concurrency* is below 1 or *rate* is not positive (at call time).
+            TypeError: *tokens* is a single string (at call time).
+            Exception: Whatever the input iterable raises while being read, and any
+                exception from the client that is not a :class:`~aiotwinne.TwinneError`
+                (such as ``RuntimeError`` for a closed client, or a ``ValueError``
+                or ``TypeError`` from a bug): the caller's or the library's bug, so
+                they propagate from the iterator once the requests in flight are
+                cancelled; results not yet yielded are discarded.
         """
-        from .bulk import fetch_profiles
-
-        return fetch_profiles(self, tokens, concurrency=concurrency, ordered=ordered, rate=rate)
+        return _bulk.stream_profiles(
+            self.get_user_info, tokens, concurrency=concurrency, ordered=ordered, rate=rate
+        )
 
     async def gather_profiles(
         self,

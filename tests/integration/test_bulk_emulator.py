@@ -20,7 +20,7 @@ from aiotwinne import (
     TwinneClient,
     UserNotFoundError,
 )
-from aiotwinne.bulk import _UNORDERED_SLACK
+from aiotwinne._bulk import _UNORDERED_SLACK
 from aiotwinne.testing import TwinneEmulator
 
 EXPECTED: dict[str, type[Exception] | None] = {

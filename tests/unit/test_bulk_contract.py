@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import itertools
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -25,9 +25,9 @@ from aiotwinne import (
     TwinneError,
     UserInfo,
     UserNotFoundError,
-    bulk,
+    _bulk,
 )
-from aiotwinne.bulk import _ORDERED_WINDOW_FACTOR, _UNORDERED_SLACK, _RateLimiter, fetch_profiles
+from aiotwinne._bulk import _ORDERED_WINDOW_FACTOR, _UNORDERED_SLACK, _RateLimiter, stream_profiles
 
 # token prefix -> the error the fake client raises for it ("ok" tokens succeed)
 ERRORS: dict[str, type[TwinneError]] = {
@@ -95,6 +95,13 @@ def fake(steps: int = 1) -> Any:
     return FakeClient(steps)
 
 
+def fetch_profiles(
+    client: Any, tokens: Any, **options: Any
+) -> AsyncGenerator[ProfileResult, None]:
+    """The bulk engine over a (fake) client's get_user_info, as the client's method runs it."""
+    return stream_profiles(client.get_user_info, tokens, **options)
+
+
 def tokens_for(kinds: Iterable[str]) -> list[str]:
     return [f"{kind}-{n}" for n, kind in enumerate(kinds)]
 
@@ -157,7 +164,7 @@ async def test_ordered_mode_yields_input_order_when_completions_are_reversed() -
             gate.set()
 
     releaser = asyncio.create_task(release_backwards())
-    results = await collect(fetch_profiles(client, tokens, concurrency=8, ordered=True))  # type: ignore[arg-type]
+    results = await collect(fetch_profiles(client, tokens, concurrency=8, ordered=True))
     await releaser
     assert [r.index for r in results] == list(range(8))
 
@@ -168,7 +175,7 @@ async def test_unordered_mode_yields_in_completion_order() -> None:
     client = FakeClient()
     client.gates["ok-0"] = gate = asyncio.Event()
     seen = []
-    async for result in fetch_profiles(client, tokens, concurrency=6):  # type: ignore[arg-type]
+    async for result in fetch_profiles(client, tokens, concurrency=6):
         seen.append(result.index)
         if len(seen) == 5:
             gate.set()
@@ -293,7 +300,7 @@ async def test_an_input_that_raises_propagates_after_cancelling_work(asynchronou
 
     source: Any = async_source() if asynchronous else sync_source()
     with pytest.raises(OSError, match="disk on fire"):
-        await collect(fetch_profiles(client, source, concurrency=4))  # type: ignore[arg-type]
+        await collect(fetch_profiles(client, source, concurrency=4))
     assert client.cancelled == 1
     assert not other_tasks()
 
@@ -320,7 +327,7 @@ async def test_aclose_cancels_requests_in_flight_and_leaves_no_task() -> None:
     tokens = tokens_for(["ok"] * 100)
     for token in tokens[1:]:
         client.gates[token] = asyncio.Event()
-    results = fetch_profiles(client, tokens, concurrency=10)  # type: ignore[arg-type]
+    results = fetch_profiles(client, tokens, concurrency=10)
     first = await anext(results)
     assert first.index == 0
     assert client.in_flight == 10  # the freed worker already took the next item
@@ -336,7 +343,7 @@ async def test_cancelling_the_consumer_cancels_requests_and_leaves_no_task() -> 
     tokens = tokens_for(["ok"] * 100)
     for token in tokens:
         client.gates[token] = asyncio.Event()
-    consumer = asyncio.create_task(collect(fetch_profiles(client, tokens, concurrency=10)))  # type: ignore[arg-type]
+    consumer = asyncio.create_task(collect(fetch_profiles(client, tokens, concurrency=10)))
     await client.wait_in_flight(10)
     consumer.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -380,7 +387,7 @@ async def test_a_stray_cancellation_fails_the_run_instead_of_losing_a_result() -
     """A fetch cancelled by someone else raises RuntimeError: no result is silently dropped."""
     client = FakeClient()
     client.gates["ok-1"] = asyncio.Event()
-    results = fetch_profiles(client, tokens_for(["ok"] * 3), concurrency=3)  # type: ignore[arg-type]
+    results = fetch_profiles(client, tokens_for(["ok"] * 3), concurrency=3)
     await anext(results)
     await client.wait_in_flight(1)
     client.waiting["ok-1"].cancel()
@@ -461,7 +468,7 @@ async def test_bulk_rate_limit_is_respected_by_the_accounting(
     monkeypatch.setattr(loop, "time", clock.time)
     monkeypatch.setattr(asyncio, "sleep", clock.sleep)
     results = await collect(
-        fetch_profiles(client, tokens_for(["ok"] * 100), concurrency=8, rate=50.0)  # type: ignore[arg-type]
+        fetch_profiles(client, tokens_for(["ok"] * 100), concurrency=8, rate=50.0)
     )
     assert len(results) == 100
     assert len(starts) == 100
@@ -489,7 +496,7 @@ async def test_only_strings_and_access_tokens_are_ever_sent() -> None:
     """An int, bytes, None, a bool or a float is a MalformedTokenError result, never a request."""
     client = _RecordingClient()
     items: list[Any] = [123, 0, b"f" * 32, None, True, 3.5, "ok-0"]
-    results = await collect(fetch_profiles(client, items, concurrency=3, ordered=True))  # type: ignore[arg-type]
+    results = await collect(fetch_profiles(client, items, concurrency=3, ordered=True))
     assert client.sent == ["ok-0"]
     assert [r.index for r in results] == list(range(len(items)))
     for result in results[:-1]:
@@ -504,7 +511,7 @@ async def test_a_value_or_type_error_from_the_client_propagates(bug: Exception) 
     """A ValueError or TypeError from inside the client is a bug: raised, not a result."""
     client = _RecordingClient(bug)
     with pytest.raises(type(bug), match="a bug"):
-        await collect(fetch_profiles(client, ["ok-0", "bug", "ok-2"], concurrency=1))  # type: ignore[arg-type]
+        await collect(fetch_profiles(client, ["ok-0", "bug", "ok-2"], concurrency=1))
     assert client.sent[:2] == ["ok-0", "bug"]
     assert not other_tasks()
 
@@ -523,7 +530,7 @@ async def test_a_rate_limited_run_takes_one_slot_per_item_and_ends_with_the_last
             super().__init__(*args, **kwargs)
             limiters.append(self)
 
-    monkeypatch.setattr(bulk, "_RateLimiter", RecordingLimiter)
+    monkeypatch.setattr(_bulk, "_RateLimiter", RecordingLimiter)
     monkeypatch.setattr(loop, "time", clock.time)
     monkeypatch.setattr(asyncio, "sleep", clock.sleep)
     tokens = tokens_for(["ok"] * 2)

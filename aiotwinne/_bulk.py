@@ -1,10 +1,10 @@
 """Bulk profile fetching: many tokens, bounded concurrency, one result each.
 
-:func:`fetch_profiles` streams :class:`~aiotwinne.ProfileResult` values for an
+:func:`stream_profiles` streams :class:`~aiotwinne.ProfileResult` values for an
 iterable (or async iterable) of tokens that may be far larger than memory. It
 runs a fixed pool of *concurrency* worker tasks: each takes the next input,
-calls :meth:`TwinneClient.get_user_info` (which applies the client's retry
-policy) and hands the outcome to the consumer. No task is created per token and
+calls the one-profile fetch it was given (the client's ``get_user_info``, which
+applies the retry policy) and hands the outcome to the consumer. No task is created per token and
 nothing is logged per token: the per-item cost is one coroutine call and one
 small object.
 
@@ -12,7 +12,9 @@ Memory stays bounded by a *window*: the number of inputs taken but not yet
 yielded never exceeds it, so a slow consumer or (in ordered mode) a slow head of
 line stops the reading of input instead of piling up results.
 
-Usually reached through :meth:`TwinneClient.fetch_profiles`.
+The public way in is :meth:`aiotwinne.TwinneClient.fetch_profiles`, which
+documents the contract. This module takes the fetch as a callable, so it never
+imports the client (the client imports it: no import circle).
 """
 
 from __future__ import annotations
@@ -28,18 +30,17 @@ from collections.abc import (
     Iterable,
     Iterator,
 )
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import Final, TypeAlias
 
 from ._protocol import check_identifier
 from .errors import MalformedTokenError, TwinneError
-from .models import AccessToken, ProfileResult
+from .models import AccessToken, ProfileResult, UserInfo
 
-if TYPE_CHECKING:
-    from .client import TwinneClient
-
-__all__ = ["fetch_profiles"]
+__all__ = ["FetchOne", "stream_profiles"]
 
 _Token: TypeAlias = AccessToken | str
+#: Fetches one profile; a :class:`~aiotwinne.TwinneError` is that item's result.
+FetchOne: TypeAlias = Callable[[_Token], Awaitable[UserInfo]]
 
 #: Inputs taken but not yet yielded, beyond *concurrency*, in unordered mode:
 #: room for the workers to start their next request while the consumer has not
@@ -50,76 +51,22 @@ _UNORDERED_SLACK: Final = 8
 _ORDERED_WINDOW_FACTOR: Final = 2
 
 
-def fetch_profiles(
-    client: TwinneClient,
+def stream_profiles(
+    fetch_one: FetchOne,
     tokens: Iterable[_Token] | AsyncIterable[_Token],
     *,
     concurrency: int = 32,
     ordered: bool = False,
     rate: float | None = None,
 ) -> AsyncGenerator[ProfileResult, None]:
-    """Fetch the profile behind each token, yielding exactly one result per input.
+    """Run *fetch_one* over *tokens* with bounded concurrency, one result per input.
 
-    The input is read lazily, as workers become free; at most *concurrency*
-    requests are in flight at any time. Each result carries the input item
-    (``result.token``), its position (``result.index``) and either the profile
-    (``result.user``) or the failure (``result.error``). Per-item failures are
-    values, never exceptions that stop the run: expired tokens give
-    :class:`~aiotwinne.TokenExpiredError`, unknown ones
-    :class:`~aiotwinne.InvalidTokenError`, deleted users
-    :class:`~aiotwinne.UserNotFoundError`, and a Twinne that could not be reached
-    after the client's retries :class:`~aiotwinne.TransportError` (or
-    :class:`~aiotwinne.HTTPStatusError` / :class:`~aiotwinne.ProtocolError`).
-    Only an :class:`~aiotwinne.AccessToken` or a well-formed string is sent.
-    Any other item (an empty string, one holding whitespace or control
-    characters, or anything that is not a string: an ``int``, ``bytes``,
-    ``None``) is never sent and takes no rate-limit slot: its result holds a
-    :class:`~aiotwinne.MalformedTokenError` (an ``InvalidTokenError`` with
-    ``attempts == 0``).
-
-    Closing the iterator (``aclose()``, leaving an ``async with
-    contextlib.aclosing(...)`` block) or cancelling the task that iterates it
-    cancels the requests in flight and waits for them to end: no task is left
-    behind. Breaking out of a bare ``async for`` leaves the clean-up to the
-    garbage collector, as with any async generator, so prefer ``aclosing``.
-
-    Example::
-
-        async for result in fetch_profiles(twinne, tokens, concurrency=32):
-            if result.ok:
-                print(result.index, result.user.username)
-            else:
-                print(result.index, type(result.error).__name__)
-
-    Args:
-        client: The client whose :meth:`~aiotwinne.TwinneClient.get_user_info`
-            (and so whose retry policy and connection pool) is used.
-        tokens: :class:`~aiotwinne.AccessToken` objects or token strings, as
-            any iterable or async iterable. It is read once, lazily, and not
-            closed by this function.
-        concurrency: The most requests in flight at once (a hard bound).
-        ordered: Yield results in input order. Results that complete early wait
-            in a reorder window of ``2 * concurrency`` inputs; when the window
-            is full, no more input is read until the oldest outstanding item
-            completes. Unordered (the default) yields results as they complete.
-        rate: The most fetches started per second, for being polite to Twinne;
-            ``None`` for no limit. Fetches are spaced evenly (a leaky bucket
-            without burst). Retries inside one fetch follow the client's
-            retry policy and are not counted.
-
-    Returns:
-        An async generator of :class:`~aiotwinne.ProfileResult`, one per input
-        (it has ``aclose()``).
+    The contract (laziness, ordering, the window, rate, closing and what
+    propagates) is documented on :meth:`aiotwinne.TwinneClient.fetch_profiles`.
 
     Raises:
         ValueError: *concurrency* is below 1 or *rate* is not positive (at call time).
         TypeError: *tokens* is a single string (at call time).
-        Exception: Whatever the input iterable raises while being read, and any
-            exception from the client that is not a :class:`~aiotwinne.TwinneError`
-            (such as ``RuntimeError`` for a closed client, or a ``ValueError``
-            or ``TypeError`` from a bug): the caller's or the library's bug, so
-            they propagate from the iterator once the requests in flight are
-            cancelled; results not yet yielded are discarded.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -128,7 +75,7 @@ def fetch_profiles(
     if isinstance(tokens, (str, bytes)):
         # A lone token would be read one character at a time.
         raise TypeError("tokens must be an iterable of tokens, not a single str")
-    return _iterate(_Bulk(client, tokens, concurrency, ordered, rate))
+    return _iterate(_Bulk(fetch_one, tokens, concurrency, ordered, rate))
 
 
 async def _iterate(bulk: _Bulk) -> AsyncGenerator[ProfileResult, None]:
@@ -189,9 +136,9 @@ class _Bulk:
 
     __slots__ = (
         "_aiter",
-        "_client",
         "_concurrency",
         "_exhausted",
+        "_fetch_one",
         "_head",
         "_iter",
         "_limiter",
@@ -215,13 +162,13 @@ class _Bulk:
 
     def __init__(
         self,
-        client: TwinneClient,
+        fetch_one: FetchOne,
         source: Iterable[_Token] | AsyncIterable[_Token],
         concurrency: int,
         ordered: bool,
         rate: float | None,
     ) -> None:
-        self._client = client
+        self._fetch_one = fetch_one
         self._source = source
         self._iter: Iterator[_Token] | None = None
         self._aiter: AsyncIterator[_Token] | None = None
@@ -329,7 +276,7 @@ class _Bulk:
             self._wake()
 
     async def _work_items(self) -> None:
-        get_user_info = self._client.get_user_info
+        fetch_one = self._fetch_one
         limiter = self._limiter
         sync_items, async_items = self._iter, self._aiter
         while not self._exhausted:
@@ -357,7 +304,7 @@ class _Bulk:
                 if limiter is not None:
                     await limiter.acquire()
                 try:
-                    user = await get_user_info(item)
+                    user = await fetch_one(item)
                 except TwinneError as exc:
                     result = ProfileResult(item, None, exc, index)
                 else:
