@@ -24,7 +24,15 @@ the user seeing anything; scripts get ``401`` JSON with a ``login_url``.
 
 from __future__ import annotations
 
-from ._bearer import BearerResult, BearerValidator
+from ._bearer import (
+    BearerResult,
+    BearerValidator,
+    MemoryTokenRegistry,
+    RedisTokenRegistry,
+    RegistryUnavailableError,
+    TokenRegistry,
+    remember_token,
+)
 from ._config import TWINNE_CLIENT_KEY
 from ._helpers import (
     DEFAULT_COOKIE_NAME,
@@ -49,6 +57,7 @@ from ._setup import (
     DEFAULT_LOGOUT_PATH,
     InsecureCookieWarning,
     check_cookie_params,
+    check_storage,
     setup,
 )
 
@@ -63,14 +72,20 @@ __all__ = [
     "BearerResult",
     "BearerValidator",
     "InsecureCookieWarning",
+    "MemoryTokenRegistry",
     "RedactingAccessLogger",
+    "RedisTokenRegistry",
+    "RegistryUnavailableError",
+    "TokenRegistry",
     "bearer_required",
     "check_cookie_params",
+    "check_storage",
     "cookie_storage",
     "get_token",
     "get_user",
     "login_required",
     "redis_storage",
+    "remember_token",
     "require_bearer",
     "require_login",
     "safe_return_path",

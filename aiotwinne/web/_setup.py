@@ -1,4 +1,4 @@
-"""``setup()``: install the middleware and the routes, own the client's lifetime, check cookies."""
+"""``setup()``: install the middleware and the routes, own the client's lifetime, check storage."""
 
 from __future__ import annotations
 
@@ -12,12 +12,18 @@ import aiohttp_session
 from aiohttp import web
 
 from ..client import TwinneClient
-from ._bearer import BearerValidator
+from ._bearer import (
+    DEFAULT_REDIS_PREFIX,
+    BearerValidator,
+    MemoryTokenRegistry,
+    RedisTokenRegistry,
+    TokenRegistry,
+)
 from ._config import SETTINGS_KEY, TWINNE_CLIENT_KEY, Settings
 from ._middleware import make_middleware, make_save_guard
 from ._routes import callback, login, logout
 
-__all__ = ["InsecureCookieWarning", "check_cookie_params", "setup"]
+__all__ = ["InsecureCookieWarning", "check_cookie_params", "check_storage", "setup"]
 
 DEFAULT_CALLBACK_PATH: Final = "/auth/twinne/callback"
 DEFAULT_LOGIN_PATH: Final = "/auth/twinne/login"
@@ -28,6 +34,22 @@ _MISSING_SESSION: Final = (
     "installed before aiotwinne's: call aiohttp_session.setup(app, storage) first, "
     "then aiotwinne.web.setup(app, client)"
 )
+
+
+#: Storages whose session data a visitor cannot forge, by module and class name
+#: (names, so that the optional ones need not be importable), subclasses included.
+_AUTHENTICATED_STORAGES: Final = frozenset(
+    {
+        # Fernet: AES encryption with an HMAC over it.
+        "aiohttp_session.cookie_storage.EncryptedCookieStorage",
+        # libsodium's secretbox: encryption with a MAC.
+        "aiohttp_session.nacl_storage.NaClCookieStorage",
+        # Server-side: the cookie carries only a random key, the data stays in the store.
+        "aiohttp_session.redis_storage.RedisStorage",
+        "aiohttp_session.memcached_storage.MemcachedStorage",
+    }
+)
+_OPT_IN: Final = "allow_unauthenticated_storage=True"
 
 
 class InsecureCookieWarning(UserWarning):
@@ -80,6 +102,81 @@ def check_cookie_params(storage: aiohttp_session.AbstractStorage, *, secure: boo
         )
 
 
+def check_storage(storage: object, *, allow_unauthenticated: bool = False) -> None:
+    """Refuse a session storage whose data a visitor could edit.
+
+    The guard trusts the session's record (who is signed in, until when), so
+    a storage that lets the browser write the session lets anyone claim to be
+    any user. Accepted: aiohttp-session's ``EncryptedCookieStorage`` and
+    ``NaClCookieStorage`` (encrypted and authenticated), ``RedisStorage`` and
+    ``MemcachedStorage`` (the data stays on the server), and their subclasses;
+    :func:`cookie_storage` and :func:`redis_storage` build the first and third.
+    ``SimpleCookieStorage`` (plain JSON in the cookie) is refused, and so is a
+    storage class aiotwinne does not know: it cannot tell whether it
+    authenticates its data, and a warning in a log is easily missed while the
+    failure is total, so the decision is left to the caller, by name.
+
+    Args:
+        storage: The aiohttp-session storage.
+        allow_unauthenticated: Accept it anyway (tests that read the cookie, or
+            a third-party storage that signs, encrypts or keeps data server-side).
+
+    Raises:
+        ValueError: The storage does not authenticate its data, or is unknown.
+    """
+    if allow_unauthenticated:
+        return
+    names = {f"{cls.__module__}.{cls.__qualname__}" for cls in type(storage).__mro__}
+    if names & _AUTHENTICATED_STORAGES:
+        return
+    kind = type(storage).__qualname__
+    if isinstance(storage, aiohttp_session.SimpleCookieStorage):
+        raise ValueError(
+            f"aiotwinne: the session storage is {kind}, which keeps the session as plain "
+            "JSON in the cookie: a visitor can edit it to claim to be any user. Use "
+            "aiotwinne.web.cookie_storage(key) or redis_storage(redis); for tests that "
+            f"read the cookie, pass {_OPT_IN} to setup()"
+        )
+    raise ValueError(
+        f"aiotwinne: cannot tell whether the session storage {kind} authenticates its "
+        "data (a session a visitor can edit lets them claim to be any user). Use "
+        "aiotwinne.web.cookie_storage(key) or redis_storage(redis); if this storage "
+        f"encrypts and signs its cookie or keeps sessions server-side, pass {_OPT_IN} "
+        "to setup()"
+    )
+
+
+def _registry_for(storage: object, client: TwinneClient) -> TokenRegistry | None:
+    """The Bearer registry that follows *storage*: its Redis, or ``None`` (memory)."""
+    try:
+        from aiohttp_session.redis_storage import RedisStorage
+    except ImportError:  # pragma: no cover - the module imports without redis
+        return None
+    if not isinstance(storage, RedisStorage):
+        return None
+    # aiohttp-session keeps the client in a private attribute; without it,
+    # fall back to memory (tokens then work on the instance that logged in)
+    # and say so, rather than fail a site that may not use Bearer at all.
+    redis = getattr(storage, "_redis", None)
+    try:
+        from redis.asyncio import Redis
+    except ImportError:  # pragma: no cover - RedisStorage needs redis
+        redis = None
+    else:
+        if not isinstance(redis, Redis):
+            redis = None
+    if redis is None:
+        warnings.warn(
+            "aiotwinne: the RedisStorage's Redis client was not found; Bearer tokens are "
+            "registered in memory, per process: pass "
+            "setup(..., bearer_registry=RedisTokenRegistry(redis)) to share them",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    return RedisTokenRegistry(redis, prefix=f"{DEFAULT_REDIS_PREFIX}{client.app_id}:")
+
+
 def _session_middleware(app: web.Application) -> tuple[int, Any] | None:
     """The index of aiohttp-session's middleware and its storage, if installed."""
     for index, middleware in enumerate(app.middlewares):
@@ -91,14 +188,18 @@ def _session_middleware(app: web.Application) -> tuple[int, Any] | None:
     return None
 
 
-def _check_app(app: web.Application, ours: Any, *, secure: bool | None) -> None:
-    """Raise unless aiohttp-session runs outside ours; check its cookie unless *secure* is None."""
+def _check_app(app: web.Application, ours: Any, *, secure: bool | None) -> object:
+    """Raise unless aiohttp-session runs outside ours; check its cookie unless *secure* is None.
+
+    Returns the storage.
+    """
     found = _session_middleware(app)
     if found is None or found[0] > list(app.middlewares).index(ours):
         raise RuntimeError(_MISSING_SESSION)
-    storage = found[1]
+    storage: object = found[1]
     if secure is not None and isinstance(storage, aiohttp_session.AbstractStorage):
         check_cookie_params(storage, secure=secure)
+    return storage
 
 
 def _prefixes(values: Iterable[str], name: str) -> tuple[str, ...]:
@@ -125,6 +226,11 @@ def setup(
     max_auto_logins: int = 3,
     bearer_ttl: float = 60.0,
     bearer_max_entries: int = 10_000,
+    bearer_invalid_ttl: float = 10.0,
+    bearer_max_checks: int = 10,
+    bearer_accept_foreign_tokens: bool = False,
+    bearer_registry: TokenRegistry | None = None,
+    allow_unauthenticated_storage: bool = False,
     secure_cookies: bool = True,
     close_client: bool = True,
     clock: Callable[[], float] = time.time,
@@ -137,8 +243,9 @@ def setup(
     session store failing while a session is saved answers 503, not 500.
     aiohttp-session must be set up first, on the same app; its absence, or its
     middleware placed after ours, fails at start-up (or here, when detectable)
-    with a clear message, and the session cookie is checked (see
-    :func:`check_cookie_params`).
+    with a clear message, and the session cookie (see :func:`check_cookie_params`)
+    and the storage (see :func:`check_storage`: one a visitor could edit is
+    refused) are checked.
 
     In Twinne's developer dashboard, register the absolute URL of
     *callback_path* (e.g. ``https://example.com/auth/twinne/callback``) as
@@ -160,15 +267,35 @@ def setup(
         logout_redirect: Where a logout lands.
         protect: Path prefixes guarded like :func:`login_required` without decorating.
         bearer_prefixes: Path prefixes that require ``Authorization: Bearer``
-            with a Twinne access token (API routes; no session involved).
+            with a Twinne access token (API routes; no session involved). By
+            default only tokens this site's callback obtained are accepted
+            (see *bearer_accept_foreign_tokens*).
         leeway: Seconds before the token's expiry from which it counts as
             expired (default: the client's leeway).
         pending_ttl: Seconds a started login stays valid.
         max_pending: Most logins pending at once in one session (tabs).
         max_auto_logins: Logins completed in a row without a guarded page
             served in between before an error page replaces the redirect.
-        bearer_ttl: Seconds a Bearer check is cached.
-        bearer_max_entries: Most Bearer tokens cached.
+        bearer_ttl: Seconds a successful Bearer check is cached (a token
+            revoked or expired at Twinne is accepted up to this long).
+        bearer_max_entries: Most Bearer tokens cached, valid and refused each
+            in a cache of its own (junk never evicts a valid token).
+        bearer_invalid_ttl: Seconds a refused Bearer token is cached.
+        bearer_max_checks: Most Bearer checks calling Twinne at once. A token
+            this site obtained waits for a slot; in foreign mode any token
+            finding none free gets ``503`` at once.
+        bearer_accept_foreign_tokens: Accept any token Twinne accepts,
+            including tokens that users gave *other* Twinne apps (Twinne's
+            ``get_user_info`` does not say which app a token belongs to), so
+            another app could act as its users here. Only for APIs meant to
+            be called with tokens obtained elsewhere.
+        bearer_registry: Where the tokens obtained by the callback are
+            recorded. Default: the Redis of a ``RedisStorage`` session storage
+            (keys ``aiotwinne:bearer:{app_id}:`` + SHA-256 of the token,
+            expiring with it), otherwise this process's memory.
+        allow_unauthenticated_storage: Accept a session storage that does not
+            authenticate its data (``SimpleCookieStorage``) or that aiotwinne
+            does not know (see :func:`check_storage`).
         secure_cookies: Expect a ``Secure`` session cookie. ``False`` only for
             plain http://localhost development.
         close_client: Close *client* at application cleanup.
@@ -176,7 +303,9 @@ def setup(
             emulator's clock).
 
     Raises:
-        ValueError: A bad option, or a ``SameSite=Strict`` session cookie.
+        ValueError: A bad option, a ``SameSite=Strict`` session cookie, or a
+            storage that does not authenticate its data (found at start-up at
+            the latest).
         RuntimeError: aiohttp-session is not set up (found at start-up at the
             latest), or ``setup()`` is called twice on one app.
     """
@@ -196,6 +325,32 @@ def setup(
     if pending_ttl <= 0 or max_pending < 1 or max_auto_logins < 1:
         raise ValueError("pending_ttl must be positive, max_pending and max_auto_logins >= 1")
 
+    validator = BearerValidator(
+        client,
+        ttl=bearer_ttl,
+        max_entries=bearer_max_entries,
+        invalid_ttl=bearer_invalid_ttl,
+        max_checks=bearer_max_checks,
+        registry=MemoryTokenRegistry(clock=clock) if bearer_registry is None else bearer_registry,
+        accept_foreign=bearer_accept_foreign_tokens,
+        clock=clock,
+    )
+
+    def adopt(storage: object) -> None:
+        check_storage(storage, allow_unauthenticated=allow_unauthenticated_storage)
+        if bearer_registry is None:
+            shared = _registry_for(storage, client)
+            if shared is not None:
+                validator.registry = shared
+
+    # Checked before the app is touched, so a refused storage leaves it as it was.
+    found = _session_middleware(app)
+    if found is not None:
+        storage = found[1]
+        if isinstance(storage, aiohttp_session.AbstractStorage):
+            check_cookie_params(storage, secure=secure_cookies)
+        adopt(storage)
+
     settings = Settings(
         client=client,
         login_path=login_path,
@@ -209,23 +364,22 @@ def setup(
         max_pending=max_pending,
         max_auto_logins=max_auto_logins,
         clock=clock,
-        bearer=BearerValidator(client, ttl=bearer_ttl, max_entries=bearer_max_entries),
+        bearer=validator,
     )
     app[SETTINGS_KEY] = settings
     app[TWINNE_CLIENT_KEY] = client
 
     middleware = make_middleware(settings)
     app.middlewares.append(middleware)
-    found = _session_middleware(app)
-    checked_early = found is not None
     if found is not None:
-        _check_app(app, middleware, secure=secure_cookies)
         # Outside aiohttp-session's middleware, where its failed saves arrive.
         app.middlewares.insert(found[0], make_save_guard())
 
     async def check_at_startup(app: web.Application) -> None:
-        # The cookie was checked already when aiohttp-session came first.
-        _check_app(app, middleware, secure=None if checked_early else secure_cookies)
+        # The cookie and the storage were checked already when aiohttp-session came first.
+        storage = _check_app(app, middleware, secure=None if found is not None else secure_cookies)
+        if found is None:
+            adopt(storage)
 
     app.on_startup.append(check_at_startup)
 

@@ -6,25 +6,34 @@ import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from typing import Any, Final
 
 import aiohttp_session
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from aiohttp_session import SimpleCookieStorage
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from aiohttp_session.redis_storage import RedisStorage
 from cryptography.fernet import Fernet
 
 from aiotwinne import TwinneClient
 from aiotwinne.web import (
     TWINNE_CLIENT_KEY,
     InsecureCookieWarning,
+    MemoryTokenRegistry,
     RedactingAccessLogger,
+    RedisTokenRegistry,
     check_cookie_params,
+    check_storage,
     cookie_storage,
     get_user,
     login_required,
+    redis_storage,
     setup,
 )
+from aiotwinne.web._config import SETTINGS_KEY
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::aiohttp.web_exceptions.NotAppKeyWarning:aiohttp_session"
@@ -128,7 +137,8 @@ async def test_bad_options_are_refused(client: TwinneClient, options: dict[str, 
 
 async def test_samesite_strict_is_refused(client: TwinneClient) -> None:
     """SameSite=Strict would drop the session on Twinne's cross-site redirect back: refused."""
-    storage = SimpleCookieStorage(secure=True, samesite="Strict", max_age=60)
+    storage = cookie_storage(Fernet.generate_key())
+    storage.cookie_params["samesite"] = "Strict"
     with pytest.raises(ValueError, match="SameSite=Strict"):
         setup(_app_with_sessions(storage), client)
 
@@ -137,7 +147,7 @@ async def test_insecure_cookie_warns_at_setup(client: TwinneClient) -> None:
     """A cookie that is not Secure/HttpOnly/Lax/finite is named in one warning."""
     storage = SimpleCookieStorage(httponly=False)
     with pytest.warns(InsecureCookieWarning) as record:
-        setup(_app_with_sessions(storage), client)
+        setup(_app_with_sessions(storage), client, allow_unauthenticated_storage=True)
     text = str(record[0].message)
     for problem in ("not Secure", "not HttpOnly", "SameSite is not Lax", "no max_age"):
         assert problem in text
@@ -149,6 +159,100 @@ async def test_plain_http_development_is_explicit(client: TwinneClient) -> None:
     setup(_app_with_sessions(storage), client, secure_cookies=False)
     with pytest.warns(InsecureCookieWarning, match="not Secure"):
         check_cookie_params(storage)
+
+
+# -- storages that do not authenticate their data (row 7 of issue 11) ------------------
+
+
+class _ThirdPartyStorage(aiohttp_session.AbstractStorage):
+    """A storage aiotwinne knows nothing about."""
+
+    async def load_session(self, request: web.Request) -> aiohttp_session.Session:
+        return aiohttp_session.Session(None, data=None, new=True, max_age=self.max_age)
+
+    async def save_session(
+        self, request: web.Request, response: web.StreamResponse, session: aiohttp_session.Session
+    ) -> None:
+        return None
+
+
+class _MyEncryptedStorage(EncryptedCookieStorage):
+    """A subclass of an authenticated storage."""
+
+
+#: Cookie settings that pass check_cookie_params, so only the storage's kind matters.
+_LAX: Final[dict[str, Any]] = {"secure": True, "httponly": True, "samesite": "Lax", "max_age": 60}
+
+
+async def test_simple_cookie_storage_is_refused_without_the_opt_in(client: TwinneClient) -> None:
+    """A cookie a visitor can edit is refused, naming the opt-in; the app is left untouched."""
+    app = _app_with_sessions(SimpleCookieStorage(**_LAX))
+    middlewares = list(app.middlewares)
+    with pytest.raises(ValueError, match="allow_unauthenticated_storage=True") as refused:
+        setup(app, client)
+    assert "SimpleCookieStorage" in str(refused.value)
+    assert list(app.middlewares) == middlewares
+    assert TWINNE_CLIENT_KEY not in app
+    setup(app, client, allow_unauthenticated_storage=True)
+    assert app[TWINNE_CLIENT_KEY] is client
+
+
+async def test_an_unknown_storage_is_refused_without_the_opt_in(client: TwinneClient) -> None:
+    """aiotwinne cannot tell whether a third-party storage authenticates: the caller decides."""
+    with pytest.raises(ValueError, match=r"cannot tell whether.*_ThirdPartyStorage"):
+        setup(_app_with_sessions(_ThirdPartyStorage(**_LAX)), client)
+    setup(
+        _app_with_sessions(_ThirdPartyStorage(**_LAX)), client, allow_unauthenticated_storage=True
+    )
+
+
+async def test_a_storage_set_up_after_ours_is_checked_at_startup(client: TwinneClient) -> None:
+    """aiohttp-session added after setup() (a sub-app's order): refused when the app starts."""
+    app = web.Application()
+    setup(app, client)
+    app.middlewares.insert(0, aiohttp_session.session_middleware(SimpleCookieStorage(**_LAX)))
+    with pytest.raises(ValueError, match="allow_unauthenticated_storage"):
+        await _start_and_stop(app)
+
+
+async def test_authenticated_storages_are_accepted(client: TwinneClient) -> None:
+    """Encrypted cookies, Redis, our helpers and their subclasses pass without an opt-in."""
+    key = Fernet.generate_key()
+    redis = aioredis.Redis.from_url("redis://127.0.0.1:9/0")  # never connected
+    try:
+        for storage in (
+            cookie_storage(key),
+            EncryptedCookieStorage(Fernet(key), **_LAX),
+            _MyEncryptedStorage(Fernet(key), **_LAX),
+            redis_storage(redis),
+            RedisStorage(redis, **_LAX),
+        ):
+            check_storage(storage)
+            setup(_app_with_sessions(storage), client, close_client=False)
+    finally:
+        await redis.aclose()
+
+
+async def test_a_redis_storage_puts_the_bearer_registry_in_the_same_redis(
+    client: TwinneClient,
+) -> None:
+    """RedisStorage: the registry is a RedisTokenRegistry on its client, prefixed by app id."""
+    redis = aioredis.Redis.from_url("redis://127.0.0.1:9/0")  # never connected
+    try:
+        app = _app_with_sessions(redis_storage(redis))
+        setup(app, client)
+        registry = app[SETTINGS_KEY].bearer.registry  # type: ignore[union-attr]
+        assert isinstance(registry, RedisTokenRegistry)
+        assert registry.prefix == "aiotwinne:bearer:123:"
+        other = _app_with_sessions()
+        setup(other, client)
+        assert isinstance(other[SETTINGS_KEY].bearer.registry, MemoryTokenRegistry)  # type: ignore[union-attr]
+        mine = MemoryTokenRegistry()
+        chosen = _app_with_sessions(redis_storage(redis))
+        setup(chosen, client, bearer_registry=mine)
+        assert chosen[SETTINGS_KEY].bearer.registry is mine  # type: ignore[union-attr]
+    finally:
+        await redis.aclose()
 
 
 def test_cookie_storage_defaults() -> None:

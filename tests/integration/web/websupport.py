@@ -152,6 +152,9 @@ def build_app(
     )
     setup_options.setdefault("protect", ("/account/",))
     setup_options.setdefault("bearer_prefixes", ("/api/",))
+    if isinstance(storage, aiohttp_session.SimpleCookieStorage):
+        # plain_storage() lets tests read the record; setup() refuses it unless told.
+        setup_options.setdefault("allow_unauthenticated_storage", True)
     setup(app, client, secure_cookies=False, **setup_options)
     app.router.add_get("/", _public)
     app.router.add_get("/dashboard", _dashboard)
