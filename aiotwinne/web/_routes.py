@@ -35,6 +35,7 @@ from ..errors import (
     UserNotFoundError,
 )
 from . import _record
+from ._bearer import remember_token
 from ._config import Settings
 from ._http import auth_key_from_query
 from ._middleware import (
@@ -125,6 +126,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
             raise start_login(settings, session, entry.next, retry=True) from None
         raise _login_error(request, settings, exc, entry.next) from None
 
+    # Bearer mode accepts only tokens this site obtained (see _bearer).
+    await remember_token(request.app, token, user)
     fresh = await new_session(request)
     new_record: dict[str, Any] = {
         "auth": _record.signed_in_record(token, user, now=settings.clock())
