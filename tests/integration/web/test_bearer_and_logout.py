@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
+from bearersupport import bearer, own_token, token_routes
 from websupport import (
     LOGOUT,
     NAVIGATE,
@@ -23,13 +24,34 @@ from aiotwinne.testing import EmulatedUser, TwinneEmulator
 
 
 @pytest.fixture
-def token(emu: TwinneEmulator, user: EmulatedUser, site: Site) -> str:
-    """A valid access token for the site's app."""
-    return emu.issue_token(user, site.app)
+async def site(site_factory: SiteFactory) -> Site:
+    """The test site, with a page that hands the signed-in user's token to scripts."""
+    return await site_factory(routes=token_routes())
 
 
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+@pytest.fixture
+async def token(
+    visitor: aiohttp.ClientSession, site: Site, emu: TwinneEmulator, user: EmulatedUser
+) -> str:
+    """An access token this site obtained through its own login (the callback)."""
+    return await own_token(visitor, site, emu, user)
+
+
+async def test_a_token_from_this_sites_login_needs_no_upstream_call(
+    visitor_factory: Callable[[], aiohttp.ClientSession],
+    site: Site,
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+    token: str,
+) -> None:
+    """The callback already fetched the user: API requests right after a login cost nothing."""
+    emu.reset_stats()
+    api = visitor_factory()
+    for _ in range(3):
+        async with api.get(site("/api/me"), headers=bearer(token)) as answer:
+            assert answer.status == 200
+            assert await answer.json() == {"id": user.id, "username": "user1"}
+    assert emu.count("user_info") == 0
 
 
 async def test_a_valid_bearer_token_is_checked_once_then_cached(
@@ -39,27 +61,31 @@ async def test_a_valid_bearer_token_is_checked_once_then_cached(
     user: EmulatedUser,
     token: str,
 ) -> None:
-    """The first request asks Twinne; the next ones are served from the cache."""
+    """Past bearer_ttl the next request asks Twinne (revocations show); the ones after do not."""
+    emu.advance(61)
+    emu.reset_stats()
     api = visitor_factory()
     for _ in range(3):
-        async with api.get(site("/api/me"), headers=_bearer(token)) as answer:
+        async with api.get(site("/api/me"), headers=bearer(token)) as answer:
             assert answer.status == 200
             assert await answer.json() == {"id": user.id, "username": "user1"}
     assert emu.count("user_info") == 1
 
 
-async def test_concurrent_requests_with_a_new_token_make_one_call(
+async def test_concurrent_requests_with_a_token_to_check_make_one_call(
     visitor_factory: Callable[[], aiohttp.ClientSession],
     site: Site,
     emu: TwinneEmulator,
     token: str,
 ) -> None:
-    """Twenty concurrent requests with the same new token share one upstream call."""
+    """Twenty concurrent requests with a token due for a check share one upstream call."""
+    emu.advance(61)
+    emu.reset_stats()
     api = visitor_factory()
     emu.inject("latency", endpoint="user_info", delay=0.05)
 
     async def call() -> int:
-        async with api.get(site("/api/me"), headers=_bearer(token)) as answer:
+        async with api.get(site("/api/me"), headers=bearer(token)) as answer:
             return answer.status
 
     assert set(await asyncio.gather(*(call() for _ in range(20)))) == {200}
@@ -77,7 +103,7 @@ async def test_invalid_or_expired_tokens_get_401_invalid_token(
     """Unknown or expired tokens: 401 with WWW-Authenticate: Bearer error="invalid_token"."""
     emu.advance(advance)
     bad = token if advance else "f" * 32
-    async with visitor_factory().get(site("/api/me"), headers=_bearer(bad)) as answer:
+    async with visitor_factory().get(site("/api/me"), headers=bearer(bad)) as answer:
         assert answer.status == 401
         assert 'error="invalid_token"' in answer.headers["WWW-Authenticate"]
         assert (await answer.json())["error"] == "invalid_token"
@@ -104,13 +130,14 @@ async def test_twinne_down_gives_503_json_not_500(
     emu: TwinneEmulator,
     token: str,
 ) -> None:
-    """Twinne unable to vouch for a token: 503 JSON; the next request asks again."""
+    """Twinne unable to vouch for a token due for a check: 503 JSON; the next one asks again."""
+    emu.advance(61)
     emu.inject("http_error", endpoint="user_info", status=503, count=2)
     api = visitor_factory()
-    async with api.get(site("/api/me"), headers=_bearer(token)) as answer:
+    async with api.get(site("/api/me"), headers=bearer(token)) as answer:
         assert answer.status == 503
         assert (await answer.json())["error"] == "provider_unavailable"
-    async with api.get(site("/api/me"), headers=_bearer(token)) as answer:
+    async with api.get(site("/api/me"), headers=bearer(token)) as answer:
         assert answer.status == 200
 
 
@@ -124,7 +151,7 @@ async def test_bearer_required_decorator(
     api = visitor_factory()
     async with api.get(site("/bearer/me")) as answer:
         assert answer.status == 401
-    async with api.get(site("/bearer/me"), headers=_bearer(token)) as answer:
+    async with api.get(site("/bearer/me"), headers=bearer(token)) as answer:
         assert await answer.json() == {"id": user.id}
 
 
