@@ -32,6 +32,7 @@ from .errors import (
     InvalidTokenError,
     ProtocolError,
     TokenExpiredError,
+    TransportError,
     TwinneError,
     UserNotFoundError,
 )
@@ -45,12 +46,12 @@ __all__ = [
     "OAUTH_PATH",
     "RETRYABLE_STATUSES",
     "USER_INFO_PATH",
+    "auth_key_may_be_spent",
     "authorize_request",
     "check_base_url",
     "check_identifier",
     "error_for_message",
     "login_url",
-    "mark",
     "parse_exchange",
     "parse_retry_after",
     "parse_user_info",
@@ -288,14 +289,40 @@ def error_for_message(message: str, *, status: int | None = 200) -> APIError:
     return cls(_redact.redact_text(message), status=status)
 
 
-def status_error(status: int, headers: Mapping[str, str], body: bytes) -> HTTPStatusError:
+def status_error(
+    status: int, headers: Mapping[str, str], body: bytes, *, attempts: int = 1
+) -> HTTPStatusError:
     """The error for a non-2xx answer, with ``Retry-After`` read and a redacted snippet."""
     return HTTPStatusError(
         f"Twinne answered HTTP {status}",
         status=status,
         retry_after=parse_retry_after(_header(headers, "Retry-After")),
         snippet=_snippet(body),
+        attempts=attempts,
     )
+
+
+def auth_key_may_be_spent(error: TwinneError) -> bool:
+    """The one rule for a failed token exchange: may its single-use auth_key be spent?
+
+    Sngine replaces a key the moment it exchanges it (PROTOCOL.md, "The flow"),
+    so any request that may have reached the server may have spent it, with
+    two exceptions the facts prove:
+
+    * Twinne refused in its own words (:class:`APIError`): it checks the app,
+      the secret and the key before it spends anything, and a refused key was
+      not spendable.
+    * No answer, and the request never left (:attr:`TransportError.request_sent`
+      is ``False``: the connection never opened, or it waited for a pooled one).
+
+    A non-2xx answer, a redirect, a page that is not Twinne's JSON or a
+    connection lost after sending may all come after Twinne spent the key.
+    """
+    if isinstance(error, APIError):
+        return False
+    if isinstance(error, TransportError):
+        return error.request_sent
+    return True
 
 
 def _decipher(status: int, headers: Mapping[str, str], body: bytes) -> Any:
@@ -378,10 +405,3 @@ def _first_line(exc: BaseException) -> str:
 def too_large(limit: int, *, status: int) -> ProtocolError:
     """The error for a body over the size cap."""
     return ProtocolError(f"answer is larger than the {limit}-byte cap", status=status)
-
-
-def mark(error: TwinneError, *, attempts: int, spent: bool) -> TwinneError:
-    """Record how many attempts a call made and whether its auth_key may be spent."""
-    error.attempts = attempts
-    error.auth_key_may_be_spent = spent
-    return error

@@ -25,9 +25,7 @@ from yarl import URL
 from . import _bulk, _protocol
 from ._redact import redact_text, redact_url, scrub
 from .errors import (
-    APIError,
     HTTPStatusError,
-    ProtocolError,
     TokenExpiredError,
     TransportError,
     TwinneError,
@@ -302,20 +300,16 @@ class TwinneClient:
             status, headers, body, attempts = await self._fetch(
                 url, (self._app_secret, key), form=form
             )
-        except (HTTPStatusError, ProtocolError) as exc:
-            # The request reached a server: Twinne may have spent the key.
-            error: TwinneError = _protocol.mark(exc, attempts=exc.attempts, spent=True)
-        except TwinneError as exc:
-            error = exc
-        else:
             try:
                 return _protocol.parse_exchange(
                     status, headers, body, now=issued_at, lifetime=self._token_lifetime
                 )
-            except APIError as exc:
-                error = _protocol.mark(exc, attempts=attempts, spent=False)
             except TwinneError as exc:
-                error = _protocol.mark(exc, attempts=attempts, spent=True)
+                exc.attempts = attempts
+                raise
+        except TwinneError as exc:
+            exc.auth_key_may_be_spent = _protocol.auth_key_may_be_spent(exc)
+            error = exc
         raise scrub(error, (self._app_secret, key))
 
     async def get_user_info(self, token: AccessToken | str) -> UserInfo:
@@ -356,7 +350,8 @@ class TwinneClient:
             try:
                 return _protocol.parse_user_info(status, headers, body, base_url=self._base_url)
             except TwinneError as exc:
-                error = _protocol.mark(exc, attempts=attempts, spent=False)
+                exc.attempts = attempts
+                error = exc
         raise scrub(error, (self._app_secret, value))
 
     # -- bulk ---------------------------------------------------------------
@@ -499,11 +494,7 @@ class TwinneClient:
                     url, secrets, deadline, attempt.num, form
                 )
                 if status in _protocol.RETRYABLE_STATUSES and not spends_key:
-                    raise _protocol.mark(
-                        _protocol.status_error(status, headers, body),
-                        attempts=attempt.num,
-                        spent=False,
-                    )
+                    raise _protocol.status_error(status, headers, body, attempts=attempt.num)
                 return status, headers, body, attempt.num
         raise AssertionError("unreachable: stamina re-raises the last failure")  # pragma: no cover
 
@@ -511,8 +502,8 @@ class TwinneClient:
         if not isinstance(exc, TwinneError):
             return False
         if spends_key:
-            # Only a connection that never opened provably did not spend the key.
-            return isinstance(exc, TransportError) and not exc.auth_key_may_be_spent
+            # Only a request that provably never left did not spend the key.
+            return isinstance(exc, TransportError) and not exc.request_sent
         if isinstance(exc, TransportError):
             return True
         return isinstance(exc, HTTPStatusError) and exc.status in _protocol.RETRYABLE_STATUSES
@@ -568,7 +559,6 @@ class TwinneClient:
         the secrets in the query. The error is raised outside the ``except``
         block so that it carries no ``__context__`` either.
         """
-        spends_key = form is not None
         session = self._get_session()
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
@@ -576,6 +566,7 @@ class TwinneClient:
                 f"deadline of {self._retry.deadline:g}s exceeded before attempt {number}",
                 attempts=number - 1,
                 cause="deadline",
+                request_sent=False,
             )
         timeout = self._timeout
         if timeout.total is None or timeout.total > remaining:
@@ -601,35 +592,37 @@ class TwinneClient:
                         "redirects from the API are not followed",
                         status=status,
                         attempts=number,
-                        auth_key_may_be_spent=spends_key,
                     )
                 body = await self._read_body(resp)
                 return status, resp.headers, body
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # The connection never opened: the request provably did not leave.
-            error = self._transport_error("could not connect to Twinne", exc, secrets, number)
+            error = self._transport_error(
+                "could not connect to Twinne", exc, secrets, number, sent=False
+            )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            if not (waiting[0] and isinstance(exc, asyncio.TimeoutError)):
-                error = self._transport_error(
-                    "no complete answer from Twinne", exc, secrets, number
-                )
-                error.auth_key_may_be_spent = spends_key
-            else:
+            if waiting[0] and isinstance(exc, asyncio.TimeoutError):
                 # Timed out still waiting for a connection from a full pool: nothing was sent.
-                error = self._transport_error("no free connection to Twinne", exc, secrets, number)
+                error = self._transport_error(
+                    "no free connection to Twinne", exc, secrets, number, sent=False
+                )
+            else:
+                error = self._transport_error(
+                    "no complete answer from Twinne", exc, secrets, number, sent=True
+                )
         finally:
             _WAITING.reset(reset)
         raise error
 
     def _transport_error(
-        self, what: str, exc: BaseException, secrets: tuple[str, ...], number: int
+        self, what: str, exc: BaseException, secrets: tuple[str, ...], number: int, *, sent: bool
     ) -> TransportError:
         kind = type(exc).__name__
         detail = redact_text(str(exc), secrets)
         text = f"{what}: {kind}" + (f": {detail}" if detail else "")
         if number > 1:
             text += f" (after {number} attempts)"
-        return TransportError(text, attempts=number, cause=kind)
+        return TransportError(text, attempts=number, cause=kind, request_sent=sent)
 
     async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
         limit = self._max_body_size

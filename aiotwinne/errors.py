@@ -124,6 +124,11 @@ class TransportError(TwinneError):
     ``attempts`` says how many requests were tried; ``cause`` names the
     underlying error type (the original exception is not chained, because
     aiohttp's exceptions print full URLs, secrets included).
+
+    Attributes:
+        request_sent: ``False`` when the request provably never left: the
+            connection never opened, or no pooled connection came free in
+            time. ``True`` when it may have reached the server.
     """
 
     def __init__(
@@ -133,9 +138,11 @@ class TransportError(TwinneError):
         attempts: int = 1,
         auth_key_may_be_spent: bool = False,
         cause: str | None = None,
+        request_sent: bool = True,
     ) -> None:
         super().__init__(message, attempts=attempts, auth_key_may_be_spent=auth_key_may_be_spent)
         self.cause = cause
+        self.request_sent = request_sent
 
 
 class HTTPStatusError(TwinneError):

@@ -19,6 +19,8 @@ from aiotwinne import (
     InvalidTokenError,
     ProtocolError,
     TokenExpiredError,
+    TransportError,
+    TwinneError,
     UserNotFoundError,
 )
 from aiotwinne import _protocol as p
@@ -314,3 +316,24 @@ def test_too_large_names_the_cap() -> None:
     error = p.too_large(1024, status=200)
     assert isinstance(error, ProtocolError)
     assert "1024" in str(error)
+
+
+# -- the spent-key rule -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "spent"),
+    [
+        (InvalidAuthKeyError("Bad Request, invalid auth_key"), False),
+        (InvalidSecretError("Bad Request, invalid app_secret"), False),
+        (TransportError("refused", request_sent=False), False),
+        (TransportError("reset after sending", request_sent=True), True),
+        (HTTPStatusError("HTTP 502", status=502), True),
+        (HTTPStatusError("HTTP 302", status=302), True),
+        (ProtocolError("an HTML page", status=200), True),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_auth_key_may_be_spent_is_one_rule_over_the_facts(error: TwinneError, spent: bool) -> None:
+    """Twinne's own refusal or a request that never left spent nothing; anything else may have."""
+    assert p.auth_key_may_be_spent(error) is spent
