@@ -458,10 +458,21 @@ class TwinneClient:
         exchange: a POST with that body, which spends a single-use key, so it
         is retried only when its connection never opened.
 
-        The first attempt runs without any retry machinery (it is the hot path:
-        building a retry context costs more than the request's own overhead).
-        Only a failure enters stamina's loop, which replays that failure as its
-        first attempt so backoff and attempt counting stay stamina's.
+        stamina runs the retry loop: it counts attempts, sleeps (and so obeys
+        ``stamina.set_testing()``) and reports each retry to its instrumentation.
+        What is ours, and why:
+
+        * The first attempt runs before any retry machinery: it is the hot path,
+          and building a ``stamina.retry_context`` costs about 67 µs, more than
+          the whole request costs the client (benchmarks/, "stub session").
+        * A first failure is replayed as stamina's attempt 1, so stamina's count
+          and instrumentation see every attempt and its hook picks the first wait.
+        * The wait comes from our ``on=`` hook (:meth:`_backoff`), not from
+          stamina's own backoff: the hook must know the wait to keep it inside
+          our deadline, and stamina returns no wait a hook could inspect.
+        * ``timeout=None``: stamina's timeout checks the elapsed time after an
+          attempt and may still sleep past it; :meth:`_backoff` stops as soon as
+          the next wait would not fit, so the caller gets the real failure in time.
         """
         spends_key = form is not None
         loop = asyncio.get_running_loop()
@@ -480,8 +491,6 @@ class TwinneClient:
         pending: TwinneError | None = failure
         policy = self._retry
         async for attempt in stamina.retry_context(
-            # _backoff computes every wait itself (it must know the wait to keep
-            # it inside the deadline), so stamina's own backoff settings are unused.
             on=lambda exc: self._backoff(exc, deadline, spends_key, url),
             attempts=policy.attempts,
             timeout=None,
