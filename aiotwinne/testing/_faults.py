@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._model import Endpoint
+from ._model import Answer, Endpoint
 
 __all__ = ["Answer", "Fault", "FaultKind", "make_fault", "render_fault"]
 
@@ -51,16 +51,6 @@ _PARAMS: Final[Mapping[str, Mapping[str, Any]]] = {
     "latency": {"delay": 1.0},
     "drop": {"after_processing": True, "partial_headers": False},
 }
-
-
-@attrs.frozen
-class Answer:
-    """What the emulator is about to send: status, headers and the whole body."""
-
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

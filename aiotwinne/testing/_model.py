@@ -1,22 +1,26 @@
 """The emulator's records: apps, users, their connections, and what it saw.
 
-This is the emulated Sngine database: ``developers_apps`` (:class:`EmulatedApp`),
-``users`` (:class:`EmulatedUser`) and ``users_apps`` (:class:`Connection`: one
-row per user and app holding the approval, the current auth_key and the access
-token with its date). Values are kept the way MySQL hands them to PHP:
-strings or ``None`` (PROTOCOL.md, "User info fields").
+These are the rows of the emulated Sngine database: ``developers_apps``
+(:class:`EmulatedApp`), ``users`` (:class:`EmulatedUser`) and ``users_apps``
+(:class:`Connection`: one row per user and app holding the approval, the
+current auth_key and the access token with its date), plus what the emulator
+answers (:class:`Answer`) and what it saw (:class:`RequestRecord`). Values are
+kept the way MySQL hands them to PHP: strings or ``None`` (PROTOCOL.md, "User
+info fields"). A user's row is the same whatever the Sngine version: the site
+renders it for the wire per version (:mod:`._sngine`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 import attrs
 
 __all__ = [
     "USER_FIELDS",
+    "Answer",
     "Connection",
     "EmulatedApp",
     "EmulatedUser",
@@ -52,6 +56,14 @@ _GENDERS: Final = ("male", "female", "other")
 _BIRTHDATES: Final = ("1990-05-17", "1985-12-01", "0000-00-00", "2001-02-28", None, "1978-07-04")
 
 
+def _enabled_changed(app: EmulatedApp, _: attrs.Attribute[bool], enabled: bool) -> bool:
+    # Sngine has no "disabled app that keeps its tokens": turning an app off is
+    # removing it, so its connections go at once (see EmulatedApp.enabled).
+    if not enabled and app.on_disabled is not None:
+        app.on_disabled(app)
+    return enabled
+
+
 @attrs.define(eq=False)
 class EmulatedApp:
     """An app registered in the emulator's developers dashboard.
@@ -64,15 +76,24 @@ class EmulatedApp:
             ``?auth_key=KEY`` to it as plain text, even when it already has a
             query string. A relative URL (the default ``/callback``) points at
             the emulator itself.
-        enabled: ``False`` makes Twinne answer that the app "doesn't exist or
-            has been disabled"; may be changed at any time.
+        enabled: ``False`` treats the app as removed, the only way Sngine
+            disables one: its app_id is unknown ("We're sorry, but the
+            application ... doesn't exist or has been disabled") and, the moment
+            it is set, every approval of it is deleted, so its auth_keys and
+            tokens answer "invalid auth_key" / "invalid access_token". Setting
+            it back to ``True`` brings the app back with no approvals.
+        on_disabled: Set by the emulator that holds the app: what turning
+            ``enabled`` off does. Not for users.
     """
 
     app_id: str
     secret: str = attrs.field(repr=False)
     name: str
     redirect_url: str
-    enabled: bool = True
+    enabled: bool = attrs.field(default=True, on_setattr=_enabled_changed)
+    on_disabled: Callable[[EmulatedApp], None] | None = attrs.field(
+        default=None, init=False, repr=False
+    )
 
 
 @attrs.define(eq=False)
@@ -126,6 +147,24 @@ class Connection:
 
 
 @attrs.frozen
+class Answer:
+    """What the emulator is about to send: status, headers and the whole body.
+
+    Attributes:
+        status: The HTTP status.
+        body: The whole body.
+        content_type: The ``Content-Type`` header, sent as is (Sngine's JSON
+            answers carry no charset).
+        headers: Other headers (``Location``, ``Set-Cookie``, ``Retry-After``...).
+    """
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
 class RequestRecord:
     """What the emulator saw of one request.
 
@@ -140,6 +179,9 @@ class RequestRecord:
         fault: The injected fault's kind, or ``None`` for a normal answer.
         processed: Whether the request took effect (a key exchanged, a
             login approved); ``False`` when a fault answered instead.
+        form: The form fields of a POST body (``application/x-www-form-urlencoded``
+            or ``multipart/form-data``, what PHP reads into ``$_POST``), masked
+            like *query*; empty for other requests.
     """
 
     endpoint: Endpoint
@@ -149,6 +191,7 @@ class RequestRecord:
     status: int | None
     fault: str | None = None
     processed: bool = True
+    form: Mapping[str, str] = attrs.field(factory=dict)
 
 
 def default_user_fields(user_id: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ __all__ = [
     "error_page",
     "home_page",
     "login_page",
+    "not_found_page",
 ]
 
 _LAYOUT: Final = """<!DOCTYPE html>
@@ -109,3 +110,8 @@ def home_page(*, username: str | None, app_links: list[tuple[str, str]]) -> str:
         for name, url in app_links
     )
     return _page("Twinne emulator", f"{who}\n<ul>{links}</ul>")
+
+
+def not_found_page() -> str:
+    """The site's 404 page (an unknown path, ``/api/`` or a path below an endpoint)."""
+    return _page("Page not found", "<p>The page you are looking for does not exist.</p>")

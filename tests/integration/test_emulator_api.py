@@ -21,10 +21,19 @@ async def _get(
         return answer.status, answer.content_type, await answer.read()
 
 
+async def _post_both(
+    browser: aiohttp.ClientSession, emu: TwinneEmulator, path: str, **params: str
+) -> tuple[int, str, bytes]:
+    """POST *params* in the query string and a form body: read by every Sngine version."""
+    url = f"{emu.base_url}{path}"
+    async with browser.post(url, params=params, data=params) as answer:
+        return answer.status, answer.content_type, await answer.read()
+
+
 async def _exchange(
     browser: aiohttp.ClientSession, emu: TwinneEmulator, app: EmulatedApp, key: str
 ) -> Any:
-    status, _, body = await _get(
+    status, _, body = await _post_both(
         browser, emu, "/api/authorize", app_id=app.app_id, app_secret=app.secret, auth_key=key
     )
     assert status == 200
@@ -106,7 +115,7 @@ async def test_fresh_token_each_exchange_when_reuse_is_off(
 async def test_authorize_checks_in_sngine_order(
     twinne_emulator: TwinneEmulator, browser: aiohttp.ClientSession
 ) -> None:
-    """app_id missing, then unknown app, then secret, then auth_key: each with Sngine's text."""
+    """Each parameter's presence, then the app, the secret, the key: each with Sngine's text."""
     emu = twinne_emulator
     app = emu.default_app
     disabled = emu.add_app(enabled=False)
@@ -114,6 +123,9 @@ async def test_authorize_checks_in_sngine_order(
     cases: list[tuple[dict[str, str], str]] = [
         ({"app_secret": "x", "auth_key": "y"}, MESSAGES.INVALID_APP_ID),
         ({"app_id": "", "app_secret": "x", "auth_key": "y"}, MESSAGES.INVALID_APP_ID),
+        ({"app_id": " \t", "app_secret": "x", "auth_key": "y"}, MESSAGES.INVALID_APP_ID),
+        ({"app_id": "123", "auth_key": "y"}, MESSAGES.INVALID_APP_SECRET),
+        ({"app_id": "123", "app_secret": "x"}, MESSAGES.INVALID_AUTH_KEY),
         ({"app_id": "123", "app_secret": "x", "auth_key": "y"}, MESSAGES.APP_DISABLED),
         (
             {"app_id": disabled.app_id, "app_secret": disabled.secret, "auth_key": key},
@@ -131,7 +143,7 @@ async def test_authorize_checks_in_sngine_order(
         ),
     ]
     for params, message in cases:
-        status, content_type, body = await _get(browser, emu, "/api/authorize", **params)
+        status, content_type, body = await _post_both(browser, emu, "/api/authorize", **params)
         assert (status, content_type) == (200, "application/json")
         assert json.loads(body) == _error(message), params
     # None of the failures spent the key.

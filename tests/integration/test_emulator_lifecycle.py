@@ -103,20 +103,19 @@ async def test_fast_mode_counts_without_recording(
 async def test_records_mask_secrets(
     twinne_emulator: TwinneEmulator, twinne_client: TwinneClient
 ) -> None:
-    """Recorded queries show app_id but never the secret, the key or the token."""
+    """Recorded queries and forms show app_id but never the secret, the key or the token."""
     emu = twinne_emulator
     token = await twinne_client.exchange(emu.authorize(emu.default_user, emu.default_app))
     await twinne_client.get_user_info(token)
     exchange, user_info = emu.requests
     assert exchange.endpoint == "authorize"
     assert exchange.path == "/api/authorize"
-    assert exchange.method == "GET"
-    assert exchange.query == {
-        "app_id": emu.default_app.app_id,
-        "app_secret": "***",
-        "auth_key": "***",
-    }
+    assert exchange.method == "POST"
+    masked = {"app_id": emu.default_app.app_id, "app_secret": "***", "auth_key": "***"}
+    assert exchange.query == masked
+    assert exchange.form == masked
     assert user_info.query == {"access_token": "***"}
+    assert user_info.form == {}
 
 
 async def test_nothing_logged_holds_a_secret(

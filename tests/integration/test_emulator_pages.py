@@ -22,9 +22,9 @@ async def _sign_in(
     username: str,
     start: str,
 ) -> aiohttp.ClientResponse:
-    """Open *start*, fill the login form it leads to, and return the page after it."""
-    async with browser.get(start) as page:
-        assert page.url.path == "/login"
+    """Open *start* (the sign-in page, at that same URL), sign in, and return the page after it."""
+    async with browser.get(start, allow_redirects=False) as page:
+        assert page.status == 200
         form = read_form(await page.text())
     async with browser.post(
         urljoin(emu.base_url, form.action), data=form.submit(username=username)
@@ -148,6 +148,9 @@ async def test_unknown_username_shows_the_form_again(
     emu = twinne_emulator
     after = await _sign_in(browser, emu, read_form, "nobody", emu.login_url(emu.default_app))
     assert after.url.path == "/login"
+    # The form shown again still leads back to the login link.
+    next_url = read_form(await after.text()).fields["next"]
+    assert next_url == f"/api/oauth?app_id={emu.default_app.app_id}"
     assert "No Twinne user has that username." in await after.text()
     assert not any(c.key == SESSION_COOKIE for c in browser.cookie_jar)
 
@@ -155,33 +158,79 @@ async def test_unknown_username_shows_the_form_again(
 async def test_login_next_is_never_an_open_redirect(
     twinne_emulator: TwinneEmulator, browser: aiohttp.ClientSession
 ) -> None:
-    """A ``next`` pointing off-site sends the user to the emulator's home instead."""
+    """A ``next`` a browser would follow off-site sends the user to the emulator's home instead."""
     emu = twinne_emulator
-    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+    targets = (
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example/",  # browsers drop the tab: //evil.example/
+        "/\n/evil.example/",
+        " //evil.example/",  # and strip leading spaces
+        "\r\n//evil.example/",
+        "/a\\..\\\\evil.example",
+    )
+    for target in targets:
         async with browser.post(
             emu.login_page_url,
             data={"username": emu.default_user.username, "next": target},
             allow_redirects=False,
         ) as answer:
-            assert answer.headers["Location"] == "/"
+            assert (answer.status, answer.headers["Location"]) == (302, "/"), repr(target)
+
+
+async def test_login_next_with_a_line_break_is_answered(
+    twinne_emulator: TwinneEmulator, browser: aiohttp.ClientSession
+) -> None:
+    """A line break inside a local ``next`` is removed, as a browser would: no dropped answer."""
+    emu = twinne_emulator
+    for target, location in (
+        ("/api/oauth?app_id=1\r\nSet-Cookie: x=1", "/api/oauth?app_id=1Set-Cookie:%20x=1"),
+        ("/caf\u00e9", "/caf%C3%A9"),
+    ):
+        async with browser.post(
+            emu.login_page_url,
+            data={"username": emu.default_user.username, "next": target},
+            allow_redirects=False,
+        ) as answer:
+            assert answer.status == 302
+            assert answer.headers["Location"] == location
+            assert "x" not in {cookie.key for cookie in browser.cookie_jar}
+
+
+async def test_oauth_not_signed_in_shows_the_sign_in_page_in_place(
+    twinne_emulator: TwinneEmulator,
+    browser: aiohttp.ClientSession,
+    read_form: Callable[[str], Any],
+) -> None:
+    """Not signed in, the login link answers 200 with the sign-in form, whatever the app_id."""
+    emu = twinne_emulator
+    for query in (f"app_id={emu.default_app.app_id}", "app_id=999", ""):
+        url = f"{emu.base_url}/api/oauth" + (f"?{query}" if query else "")
+        async with browser.get(url, allow_redirects=False) as answer:
+            assert (answer.status, answer.content_type) == (200, "text/html")
+            assert "Sign in to Twinne" in await answer.text()
+            form = read_form(await answer.text())
+        assert form.action == "/login"
+        assert form.fields["next"] == "/api/oauth" + (f"?{query}" if query else "")
 
 
 async def test_unknown_or_disabled_app_gets_an_error_page(
     twinne_emulator: TwinneEmulator, browser: aiohttp.ClientSession
 ) -> None:
-    """Unknown, disabled or missing app_id: an HTML error page, never a redirect."""
+    """Signed in: an unknown or disabled app is a 200 error page; a missing app_id a 404."""
     emu = twinne_emulator
     disabled = emu.add_app(enabled=False)
-    urls = [
-        f"{emu.base_url}/api/oauth?app_id=999",
-        emu.login_url(disabled),
-        f"{emu.base_url}/api/oauth",
-    ]
-    for url in urls:
+    browser.cookie_jar.update_cookies(emu.sign_in(emu.default_user))
+    for url in (f"{emu.base_url}/api/oauth?app_id=999", emu.login_url(disabled)):
         async with browser.get(url, allow_redirects=False) as answer:
             assert answer.status == 200
             assert answer.content_type == "text/html"
-            assert "Error" in await answer.text()
+            assert "doesn&#x27;t exist or has been disabled" in await answer.text()
+    for url in (f"{emu.base_url}/api/oauth", f"{emu.base_url}/api/oauth?app_id=%20"):
+        async with browser.get(url, allow_redirects=False) as answer:
+            assert (answer.status, answer.content_type) == (404, "text/html")
+            assert "Page not found" in await answer.text()
 
 
 async def test_pages_escape_what_they_echo(
@@ -212,7 +261,8 @@ async def test_logout_forgets_the_session(
     async with browser.post(f"{emu.base_url}/logout") as after:
         assert "Not signed in" in await after.text()
     async with browser.get(emu.login_url(emu.default_app), allow_redirects=False) as answer:
-        assert answer.headers["Location"].startswith("/login?next=")
+        assert answer.status == 200
+        assert "Sign in to Twinne" in await answer.text()
 
 
 async def test_deleted_user_session_must_sign_in_again(
@@ -223,7 +273,8 @@ async def test_deleted_user_session_must_sign_in_again(
     browser.cookie_jar.update_cookies(emu.sign_in(emu.default_user))
     emu.delete_user(emu.default_user)
     async with browser.get(emu.login_url(emu.default_app), allow_redirects=False) as answer:
-        assert answer.headers["Location"].startswith("/login?next=")
+        assert answer.status == 200
+        assert "Sign in to Twinne" in await answer.text()
 
 
 async def test_feature_disabled_oauth_shows_error_page(
@@ -231,6 +282,7 @@ async def test_feature_disabled_oauth_shows_error_page(
 ) -> None:
     """With the apps feature off, the login link shows the admin's message as a page."""
     emu = twinne_emulator
+    browser.cookie_jar.update_cookies(emu.sign_in(emu.default_user))
     emu.set_feature_enabled(False)
     async with browser.get(emu.login_url(emu.default_app), allow_redirects=False) as answer:
         assert answer.status == 200

@@ -82,11 +82,12 @@ async def test_unusual_status_is_served(
 async def test_unknown_endpoint_with_feature_off(
     twinne_emulator: TwinneEmulator, browser: aiohttp.ClientSession
 ) -> None:
-    """The admin's switch is checked before the endpoint, as in Sngine's api.php."""
+    """An unknown endpoint answers "invalid parameters" even with the module off (no check)."""
     emu = twinne_emulator
     emu.set_feature_enabled(False)
     async with browser.get(f"{emu.base_url}/api/whatever") as answer:
-        assert (await answer.json())["message"] == MESSAGES.FEATURE_DISABLED
+        assert answer.headers["Content-Type"] == "application/json"
+        assert (await answer.json())["message"] == MESSAGES.INVALID_PARAMETERS
 
 
 async def test_taken_port_fails_cleanly(
