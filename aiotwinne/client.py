@@ -49,7 +49,14 @@ _WAITING: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
 
 
 class _Connector(aiohttp.TCPConnector):
-    """The pool of the client's own session: notes while an attempt waits for a connection."""
+    """The pool of the client's own session: notes while an attempt waits for a connection.
+
+    ``connect`` is documented on ``BaseConnector``; overriding it is the cheapest
+    way to know whether a timed-out exchange ever left. aiohttp's public tracing
+    (``on_connection_queued_start``) could tell the same, but it costs every
+    request a Trace object and several awaited signals. A unit test pins the
+    method's signature, so a new aiohttp that changes it fails our tests first.
+    """
 
     async def connect(
         self,
@@ -249,8 +256,9 @@ class TwinneClient:
             # which aiohttp does not resend today, but a single-use auth_key must
             # never depend on that; and our own retry policy already covers
             # get_user_info. So the hidden retry is turned off on the session we
-            # own. The attribute is private; aiohttp's own test utilities set it
-            # the same way.
+            # own. The attribute is private and has no public equivalent;
+            # aiohttp's own test utilities set it the same way, and a unit test
+            # fails if a new aiohttp drops or renames it.
             if hasattr(self._session, "_retry_connection"):
                 self._session._retry_connection = False
         return self._session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -523,3 +524,35 @@ async def test_timeout_accepts_a_client_timeout_object() -> None:
         m.get(USER_INFO, payload=USER_BODY)
         async with TwinneClient("1", SECRET, base_url=BASE, timeout=timeout) as twinne:
             assert (await twinne.get_user_info(TOKEN)).id == 42
+
+
+# -- the two aiohttp internals the client leans on ----------------------------
+
+
+async def test_aiohttp_still_has_the_hidden_resend_switch_and_ours_is_off() -> None:
+    """ClientSession._retry_connection (private, no public equivalent) exists and is off for us.
+
+    aiohttp resends an idempotent request once when a kept-alive connection
+    drops (aio-libs/aiohttp#10790); our retry policy must be the only one. If a
+    new aiohttp renames the switch, this fails instead of the resend silently
+    coming back.
+    """
+    async with aiohttp.ClientSession() as plain:
+        assert plain._retry_connection is True
+    client = TwinneClient("1", SECRET, base_url=BASE)
+    try:
+        assert client._get_session()._retry_connection is False
+    finally:
+        await client.close()
+
+
+def test_aiohttp_connector_connect_keeps_the_signature_we_override() -> None:
+    """Our pool overrides TCPConnector.connect (documented on BaseConnector) to see queueing.
+
+    aiohttp's tracing (on_connection_queued_start) could tell the same, but it
+    costs every request a Trace object and several awaited signals. If aiohttp
+    changes the method's parameters, this fails before the override breaks.
+    """
+    parameters = list(inspect.signature(aiohttp.TCPConnector.connect).parameters)
+    assert parameters == ["self", "req", "traces", "timeout"]
+    assert inspect.iscoroutinefunction(aiohttp.TCPConnector.connect)
