@@ -9,7 +9,9 @@ what runs before it:
 * ``guarded``: the same storage plus ``aiotwinne.web.setup()``, and the handler
   behind ``@login_required``.
 * ``bearer``: ``aiotwinne.web.setup()`` with ``/api/`` under Bearer
-  authentication; ``GET /api/me`` answers the token's user id.
+  authentication; ``GET /api/me`` answers the token's user id. Foreign tokens
+  are accepted: the benchmark's tokens come straight from the emulator, not
+  through the site's login, and it measures the upstream check and its cache.
 
 ``python -m benchmarks._webapps --variant V ...`` serves one and prints
 ``{"port": P}`` once listening, then runs until its stdin closes.
@@ -70,7 +72,13 @@ def build_app(
         setup(app, client, secure_cookies=False)
         app.router.add_get("/page", login_required(_page))
     elif variant == "bearer":
-        setup(app, client, secure_cookies=False, bearer_prefixes=("/api/",))
+        setup(
+            app,
+            client,
+            secure_cookies=False,
+            bearer_prefixes=("/api/",),
+            bearer_accept_foreign_tokens=True,
+        )
         app.router.add_get("/api/me", _api_me)
     else:
         raise ValueError(f"unknown variant {variant!r}")
