@@ -21,7 +21,7 @@ from aiotwinne import (
     UserNotFoundError,
 )
 from aiotwinne._bulk import _UNORDERED_SLACK
-from aiotwinne.testing import TwinneEmulator
+from aiotwinne.testing import SNGINE_VERSIONS, TwinneEmulator
 
 EXPECTED: dict[str, type[Exception] | None] = {
     "ok": None,
@@ -31,10 +31,10 @@ EXPECTED: dict[str, type[Exception] | None] = {
 }
 
 
-@pytest.fixture
-async def emu() -> AsyncIterator[TwinneEmulator]:
-    """A fast-mode emulator with one app."""
-    async with TwinneEmulator(fast=True) as emulator:
+@pytest.fixture(params=SNGINE_VERSIONS, ids=lambda v: f"sngine{v}")
+async def emu(request: pytest.FixtureRequest) -> AsyncIterator[TwinneEmulator]:
+    """A fast-mode emulator with one app, as each Sngine version in turn."""
+    async with TwinneEmulator(fast=True, sngine=request.param) as emulator:
         emulator.add_app(name="Bulk")
         yield emulator
 
