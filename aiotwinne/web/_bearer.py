@@ -281,6 +281,11 @@ class BearerValidator:
         accept_foreign: Skip the registry and accept any token Twinne accepts,
             whichever app it was issued to.
         clock: Monotonic seconds (injectable for tests).
+
+    Attributes:
+        registry: The registry in use (``setup()`` swaps in the Redis one once
+            it sees a ``RedisStorage``).
+        accept_foreign: As given.
     """
 
     def __init__(

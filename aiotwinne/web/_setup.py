@@ -130,6 +130,13 @@ def check_storage(storage: object, *, allow_unauthenticated: bool = False) -> No
     if names & _AUTHENTICATED_STORAGES:
         return
     kind = type(storage).__qualname__
+    if not isinstance(storage, aiohttp_session.AbstractStorage):
+        # aiohttp-session changed how its middleware holds the storage.
+        raise ValueError(
+            "aiotwinne: could not find aiohttp-session's storage to check that it "
+            "authenticates its data; if it does (cookie_storage(), redis_storage(), "
+            f"EncryptedCookieStorage, RedisStorage), pass {_OPT_IN} to setup()"
+        )
     if isinstance(storage, aiohttp_session.SimpleCookieStorage):
         raise ValueError(
             f"aiotwinne: the session storage is {kind}, which keeps the session as plain "

@@ -206,6 +206,13 @@ async def test_an_unknown_storage_is_refused_without_the_opt_in(client: TwinneCl
     )
 
 
+def test_a_storage_that_cannot_be_found_is_not_trusted() -> None:
+    """Not a storage at all (aiohttp-session's internals changed): refused, naming the opt-in."""
+    with pytest.raises(ValueError, match=r"could not find.*allow_unauthenticated_storage=True"):
+        check_storage(None)
+    check_storage(None, allow_unauthenticated=True)
+
+
 async def test_a_storage_set_up_after_ours_is_checked_at_startup(client: TwinneClient) -> None:
     """aiohttp-session added after setup() (a sub-app's order): refused when the app starts."""
     app = web.Application()
