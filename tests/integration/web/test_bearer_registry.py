@@ -132,7 +132,7 @@ async def test_a_flood_in_foreign_mode_is_capped_and_keeps_good_tokens(
     good = emu.issue_token(user, site.app)
     assert (await _me(api, site, good))[0] == 200
     emu.reset_stats()
-    emu.inject("latency", endpoint="user_info", delay=1.0, count=1000)
+    emu.inject("latency", endpoint="user_info", delay=2.0, count=1000)
     statuses = await _flood(api, site, 100)
     emu.clear_faults()
     assert emu.count("user_info") <= 4
@@ -205,6 +205,8 @@ async def test_the_registry_is_shared_through_redis(
     assert (await _me(api, other_app, token))[0] == 401
     foreign = emu.issue_token(user, emu.add_app(name="Another app"))
     assert (await _me(api, b, foreign))[0] == 401
+    # A flood of random tokens is refused from the registry: still no call to Twinne.
+    assert set(await _flood(api, b, 100)) == {401}
     assert emu.count("user_info") == 1
 
     # One key per token: prefix + SHA-256, the user id as value, the token's lifetime as TTL.
