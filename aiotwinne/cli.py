@@ -395,6 +395,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default="/callback",
         help="the app's registered redirect URL (default: the emulator's own /callback page)",
     )
+    cmd.add_argument(
+        "--sngine",
+        choices=_SNGINE_VERSIONS,
+        default=_SNGINE_VERSIONS[-1],
+        help="the Sngine version to behave as (default: the newest, %(default)s)",
+    )
     cmd.set_defaults(command=_emulator, serves=True)
 
     cmd = commands.add_parser(
@@ -873,6 +879,10 @@ def _progress_bar(total: int | None, unit: str) -> Any:
 
 # -- emulator ------------------------------------------------------------------
 
+# aiotwinne.testing.SNGINE_VERSIONS, spelled here so that building the parser
+# does not load the emulator (a test checks they agree).
+_SNGINE_VERSIONS: Final = ("2", "3", "4")
+
 
 async def _emulator(args: argparse.Namespace) -> int:
     testing = _import_testing()
@@ -881,7 +891,7 @@ async def _emulator(args: argparse.Namespace) -> int:
         app = emu.default_app
         last = f", …, user{args.users}" if args.users > 1 else ""
         print(
-            f"Twinne emulator running at {emu.base_url}\n"
+            f"Twinne emulator running at {emu.base_url} (Sngine {emu.sngine}.x)\n"
             "  (a local fake: its app secret is printed on purpose, to point a site at it)\n"
             f"  app id        {app.app_id}\n"
             f"  app secret    {app.secret}\n"
@@ -903,6 +913,7 @@ async def _emulator(args: argparse.Namespace) -> int:
             users=args.users,
             redirect_url=args.redirect_url,
             on_ready=announce,
+            sngine=args.sngine,
         )
     except OSError as exc:
         raise _UsageError(f"cannot listen on {args.host}:{args.port}: {_reason(exc)}") from None

@@ -8,8 +8,8 @@ import logging
 import aiohttp
 import pytest
 
-from aiotwinne import HTTPStatusError, TwinneClient
-from aiotwinne.testing import EmulatorFactory, TwinneEmulator, run_emulator
+from aiotwinne import HTTPStatusError, TwinneClient, cli
+from aiotwinne.testing import SNGINE_VERSIONS, EmulatorFactory, TwinneEmulator, run_emulator
 
 pytest_plugins = ["aiotwinne.testing.pytest_plugin"]
 
@@ -185,3 +185,27 @@ def test_lookups_and_defaults() -> None:
     with pytest.raises(ValueError, match="already registered"):
         emu.add_app(app_id="42")
     assert emu.apps == (app,)
+
+
+async def test_run_emulator_takes_the_version() -> None:
+    """run_emulator(sngine="3") serves as Sngine 3.x, as ``aiotwinne emulator --sngine 3`` does."""
+    ready: asyncio.Queue[TwinneEmulator] = asyncio.Queue()
+    task = asyncio.ensure_future(
+        run_emulator(port=0, users=1, sngine="3", on_ready=ready.put_nowait)
+    )
+    emu = await asyncio.wait_for(ready.get(), timeout=10)
+    try:
+        assert emu.sngine == "3"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+@pytest.mark.parametrize("version", SNGINE_VERSIONS)
+def test_cli_offers_every_version(version: str) -> None:
+    """``aiotwinne emulator --sngine`` takes exactly SNGINE_VERSIONS, the newest by default."""
+    parser = cli._build_parser()
+    assert parser.parse_args(["emulator", "--sngine", version]).sngine == version
+    assert parser.parse_args(["emulator"]).sngine == SNGINE_VERSIONS[-1]
+    assert cli._SNGINE_VERSIONS == SNGINE_VERSIONS
