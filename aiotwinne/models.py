@@ -367,6 +367,14 @@ def user_info_from_wire(wire: Mapping[str, Any], *, base_url: str) -> UserInfo:
         ValueError: A field that cannot be read, e.g. a non-numeric ``user_id``.
         KeyError: ``user_id`` or ``user_name`` is missing.
     """
+    fast = _fast_user_info(wire, base_url)
+    if fast is not None:
+        return fast
+    return _general_user_info(wire, base_url)
+
+
+def _general_user_info(wire: Mapping[str, Any], base_url: str) -> UserInfo:
+    """The cattrs path: any wire dict, with errors that name the wire fields."""
     for key in ("user_id", "user_name"):
         if key not in wire:
             raise KeyError(f"{key} is missing")
@@ -384,6 +392,100 @@ def user_info_from_wire(wire: Mapping[str, Any], *, base_url: str) -> UserInfo:
         or _sent_url(wire.get("profile_cover"), _is_bare_folder),
         extra=_extra_items(wire),
     )
+
+
+def _fast_user_info(wire: Mapping[str, Any], base_url: str) -> UserInfo | None:
+    """The wire shape Sngine really sends, converted without the general converter.
+
+    Every value must be a string or ``None`` (what MySQL hands PHP) and read
+    exactly as the converter's hooks would read it; anything else (a number,
+    a list, a bad ``user_id``...) returns ``None`` and takes the general path,
+    which also words the errors. A property-based test holds the two paths equal
+    on arbitrary wire dicts. This path exists for speed: the general converter
+    plus :func:`attrs.evolve` cost three times as much per profile.
+    """
+    get = wire.get
+    user_id = get("user_id")
+    username = get("user_name")
+    if type(user_id) is not str or type(username) is not str:
+        return None
+    values = [get(key) for key in _OPTIONAL_WIRE_KEYS]
+    for value in values:
+        if value is not None and type(value) is not str:
+            return None
+    email, first, last, gender, birth, picture, cover, registered, verified = values[:9]
+    relationship, biography, website = values[9:]
+    try:
+        number = int(user_id)
+        flag = _VERIFIED.get(verified)
+        if flag is None:
+            flag = _structure_bool(verified, bool)
+    except ValueError:
+        return None
+    extra = {key: value for key, value in wire.items() if key not in _MAPPED_KEYS}
+    return UserInfo(
+        number,
+        username,
+        email or None,
+        first or "",
+        last or "",
+        gender or None,
+        _fast_date(birth),
+        picture or None,
+        _public_url(base_url, picture) or _sent_url(get("profile_picture"), _is_default_picture),
+        cover or None,
+        _public_url(base_url, cover) or _sent_url(get("profile_cover"), _is_bare_folder),
+        _fast_datetime(registered),
+        flag,
+        relationship or None,
+        biography or None,
+        website or None,
+        extra,
+    )
+
+
+# The wire keys after user_id and user_name, in UserInfo's field order.
+_OPTIONAL_WIRE_KEYS: Final = (
+    "user_email",
+    "user_firstname",
+    "user_lastname",
+    "user_gender",
+    "user_birthdate",
+    "user_picture",
+    "user_cover",
+    "user_registered",
+    "user_verified",
+    "user_relationship",
+    "user_biography",
+    "user_website",
+)
+_VERIFIED: Final[Mapping[str | None, bool]] = {"0": False, "1": True, None: False, "": False}
+
+
+def _fast_date(value: str | None) -> dt.date | None:
+    # "YYYY-MM-DD" exactly is what MySQL sends; anything else goes through the hook.
+    if value is not None and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:  # 0000-00-00, 1990-00-17, non-digits: no day, as the hook says
+            return None
+    return _structure_date(value, None)
+
+
+def _fast_datetime(value: str | None) -> dt.datetime | None:
+    # "YYYY-MM-DD HH:MM:SS" exactly is what MySQL sends; anything else goes through the hook.
+    if (
+        value is not None
+        and len(value) == 19
+        and value[10] == " "
+        and value[4] == value[7] == "-"
+        and value[13] == value[16] == ":"
+    ):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return _structure_datetime(value, None)
 
 
 def _is_url(value: str) -> bool:

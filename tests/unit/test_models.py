@@ -7,11 +7,16 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiotwinne import AccessToken, InvalidTokenError, ProfileResult, UserInfo
-from aiotwinne.models import user_info_from_wire, user_info_to_wire
+from aiotwinne.models import (
+    _fast_user_info,
+    _general_user_info,
+    user_info_from_wire,
+    user_info_to_wire,
+)
 
 BASE = "https://twinne.eu"
 UTC = dt.timezone.utc
@@ -359,3 +364,82 @@ def test_profile_result_repr_hides_the_token() -> None:
     for item in (123, None, b"abc"):
         assert "error=" in repr(ProfileResult(token=item, error=InvalidTokenError("no")))  # type: ignore[arg-type]
     assert "InvalidTokenError" in repr(bad)
+
+
+# -- the fast path ------------------------------------------------------------
+
+_odd_text = st.sampled_from(
+    [
+        "",
+        " ",
+        "0",
+        "1",
+        " 1",
+        "1 ",
+        "+42",
+        "4_2",
+        "-7",
+        "yes",
+        "TRUE",
+        "2",
+        "٣",
+        "1990-05-17",
+        " 1990-05-17",
+        "1990-05-17 10:11",
+        "1990-5-17",
+        "0000-00-00",
+        "1990-00-17",
+        "2021-W01-1",
+        "1990-05-1٣",
+        "2021-03-04 10:11:12",
+        "2021-03-04T10:11:12",
+        "2021-03-04 10:11:12.5",
+        "2021-03-04 25:11:12",
+        "2021-03-04 10:11:1Z",
+        "2021-03-04 10:11:12+01:00",
+        "0000-00-00 00:00:00",
+        "photos/a.jpg",
+        "https://cdn.example/a.jpg",
+        f"{BASE}/content/themes/default/images/blank_profile_male.png",
+        f"{BASE}/content/uploads/",
+    ]
+)
+_any_value = st.one_of(
+    st.none(),
+    _odd_text,
+    _text,
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
+_WIRE_KEYS = [
+    *(f"user_{name}" for name in ("id", "name", "email", "firstname", "lastname", "gender")),
+    *(f"user_{name}" for name in ("birthdate", "picture", "cover", "registered", "verified")),
+    *(f"user_{name}" for name in ("relationship", "biography", "website")),
+    *("profile_picture", "profile_cover", "user_group"),
+]
+any_wire = st.dictionaries(st.sampled_from(_WIRE_KEYS), _any_value, max_size=len(_WIRE_KEYS))
+# Real answers with a few odd values mixed in: the fast path answers most of these.
+mixed_wire = st.builds(
+    lambda real, odd: {**real, **odd},
+    canonical_wire,
+    st.dictionaries(st.sampled_from(_WIRE_KEYS), _any_value, max_size=3),
+)
+
+
+@settings(max_examples=400)
+@given(st.one_of(any_wire, mixed_wire))
+def test_fast_path_equals_the_general_converter(data: dict[str, Any]) -> None:
+    """Wherever the fast path answers, it answers exactly what the cattrs converter does."""
+    fast = _fast_user_info(data, BASE)
+    if fast is None:
+        return
+    assert fast == _general_user_info(data, BASE)
+    assert type(fast.extra) is type(_general_user_info(data, BASE).extra)
+
+
+@given(canonical_wire)
+def test_fast_path_takes_every_canonical_answer(data: dict[str, Any]) -> None:
+    """What Sngine really sends (strings or null, a decimal user_id) never needs the slow path."""
+    assert _fast_user_info(data, BASE) is not None
