@@ -3,9 +3,9 @@
 import pytest
 
 from aiotwinne import InvalidAuthKeyError, RetryPolicy, TokenExpiredError
-from aiotwinne.testing import ClientFactory, EmulatorFactory, TwinneEmulator
+from aiotwinne.testing import SNGINE_VERSIONS, ClientFactory, EmulatorFactory, TwinneEmulator
 
-pytest_plugins = ["aiotwinne.testing.pytest_plugin"]
+pytest_plugins = ["aiotwinne.testing.pytest_plugin", "pytester"]
 
 
 async def test_login_round_trip(twinne_emulator, twinne_client):
@@ -70,3 +70,57 @@ async def test_factories(
     emulator.advance(61)
     with pytest.raises(TokenExpiredError):
         await client.get_user_info(token)
+
+
+async def test_the_newest_version_by_default(twinne_emulator, twinne_sngine):
+    """Without a setting the fixtures' emulator is the newest Sngine."""
+    assert twinne_emulator.sngine == twinne_sngine == SNGINE_VERSIONS[-1]
+
+
+_SUITE = """
+pytest_plugins = ["aiotwinne.testing.pytest_plugin"]
+
+async def test_version(twinne_emulator, twinne_emulator_factory, twinne_sngine):
+    assert twinne_emulator.sngine == twinne_sngine == "{expected}"
+    other = await twinne_emulator_factory(sngine="2")
+    assert other.sngine == "2"
+"""
+
+
+def _run_suite(pytester: pytest.Pytester, ini: str, expected: str, *args: str):
+    pytester.makeini(
+        f"[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n{ini}"
+    )
+    pytester.makepyfile(test_suite=_SUITE.format(expected=expected))
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+
+
+@pytest.mark.parametrize("version", SNGINE_VERSIONS)
+def test_a_suite_runs_against_each_version(pytester: pytest.Pytester, version: str):
+    """``--twinne-sngine`` sets every fixture emulator's version (a factory may still choose)."""
+    result = _run_suite(
+        pytester, "", version, "-p", "aiotwinne.testing.pytest_plugin", "--twinne-sngine", version
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_the_ini_setting_and_the_option_winning(pytester: pytest.Pytester):
+    """The ``twinne_sngine`` ini value applies; the command-line option beats it."""
+    _run_suite(pytester, "twinne_sngine = 3", "3").assert_outcomes(passed=1)
+    result = _run_suite(
+        pytester,
+        "twinne_sngine = 3",
+        "2",
+        "-p",
+        "aiotwinne.testing.pytest_plugin",
+        "--twinne-sngine",
+        "2",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_an_unknown_version_is_a_usage_error(pytester: pytest.Pytester):
+    """A bad ini value stops the tests that need an emulator, with the versions listed."""
+    result = _run_suite(pytester, "twinne_sngine = 5", "5")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*twinne_sngine must be one of 2, 3, 4, not '5'*"])
