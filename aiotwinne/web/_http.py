@@ -1,4 +1,5 @@
-"""Pure request hygiene: safe return paths, the callback's auth_key, navigation vs API calls.
+"""Pure request hygiene: safe return paths, the callback's auth_key, navigation vs API calls,
+and where a request comes from.
 
 Nothing here touches a session or Twinne; every function is tested by feeding it
 strings or a few headers.
@@ -15,8 +16,10 @@ __all__ = [
     "MAX_AUTH_KEY_LENGTH",
     "MAX_RETURN_PATH_LENGTH",
     "auth_key_from_query",
+    "from_this_site",
     "is_navigation",
     "prefers_json",
+    "request_source",
     "safe_return_path",
 ]
 
@@ -181,3 +184,50 @@ def is_navigation(method: str, headers: Mapping[str, str]) -> bool:
     if "X-Requested-With" in headers:
         return False
     return not prefers_json(headers.get("Accept"))
+
+
+#: ``Sec-Fetch-Site`` values that mean "this site's own page, or the user
+#: (typed URL, bookmark)"; everything else (``same-site`` included: a sibling
+#: subdomain or another port is not this site) is another site.
+_OWN_SOURCES: Final = frozenset({"same-origin", "none"})
+
+
+def request_source(headers: Mapping[str, str], host: str) -> str:
+    """Where a request comes from: ``same-origin``, ``none``, ``cross-site`` or ``unknown``.
+
+    Browsers say it in ``Sec-Fetch-Site`` (Fetch Metadata; Chrome 76+,
+    Firefox 90+, Safari 16.4+), which a page cannot forge: ``same-origin``
+    for this site's own pages, ``none`` for a typed URL, a bookmark or a
+    reload of one, anything else for another site (``same-site`` counts as
+    another site). Older browsers do not send it; then an ``Origin``
+    header (sent with form posts) or a ``Referer`` that names another host
+    means another site, and one that names *host* means this one. With none
+    of the three the answer is ``"unknown"``: an old browser's typed URL, a
+    script like curl, or another site that suppressed the referrer
+    (``referrerpolicy="no-referrer"``), which look the same.
+
+    Args:
+        headers: The request headers (case-insensitive mapping).
+        host: The ``Host`` this site is reached under (``request.host``).
+    """
+    fetch_site = headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        value = fetch_site.strip().lower()
+        return value if value in _OWN_SOURCES else "cross-site"
+    for name in ("Origin", "Referer"):
+        given = headers.get(name)
+        if given:
+            # "null" (an opaque origin: a sandboxed frame, a data: URL) has no host.
+            netloc = urlsplit(given).netloc if given != "null" else ""
+            return "same-origin" if netloc and netloc.lower() == host.lower() else "cross-site"
+    return "unknown"
+
+
+def from_this_site(headers: Mapping[str, str], host: str) -> bool:
+    """Whether this site's own pages or the user made a request (see :func:`request_source`).
+
+    ``"unknown"`` is not: in a browser without Fetch Metadata an attack
+    looks exactly like that, so such a request gets one more click (the
+    login page's button, the logout form) instead of acting at once.
+    """
+    return request_source(headers, host) in _OWN_SOURCES

@@ -15,10 +15,28 @@ whose "expired access_token" answer is handled exactly like a local expiry.
 The re-login decision
 ---------------------
 A request that needs a login and is a top-level ``GET``/``HEAD`` navigation
-is redirected to Twinne with a pending login that returns to the same page;
-Twinne bounces a user who approved before straight back, so an expired hour
-is an invisible round trip. Anything else (a ``POST``, a script, an API
-client) gets ``401`` with a ``login_url`` and is never replayed.
+made by this site's own pages or by the user (a typed URL, a bookmark, a
+reload; see :func:`._http.request_source`) is redirected to Twinne with a
+pending login that returns to the same page; Twinne bounces a user who
+approved before straight back, so an expired hour is an invisible round
+trip. The same navigation coming from another site gets a page of ours with
+a "Continue with Twinne" button instead, and the session is left untouched:
+another site can make a browser *visit* us, but not start a login in it
+(login CSRF). Anything else (a ``POST``, a script, an API client) gets
+``401`` with a ``login_url`` and is never replayed.
+
+Tabs that log in at once
+------------------------
+Twinne keeps one auth_key per user and app and replaces it on every bounce,
+so two tabs bouncing at once would spend each other's keys, and a cookie
+session keeps whichever answer's ``Set-Cookie`` came last. So while a tab of
+a browser is on its way through Twinne (for a few seconds at most), another
+tab of the same browser that needs a login does not bounce: it gets a small
+page that loads its own URL again a second later (``Refresh``, no script,
+no click) and finds the new session. The browser is recognised by the name
+its session carries (:meth:`._record.Record.login_key`); the memory of
+logins in flight is per process, so across instances two tabs may still
+bounce at once, and the callback copes (see :mod:`._routes`).
 
 Logins completed in a row without a guarded page served in between (the
 callback succeeded, yet the guard refused the new token at once: a clock or
@@ -33,6 +51,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar, overload
 from urllib.parse import quote, urlsplit
@@ -46,21 +66,22 @@ from ..models import AccessToken, UserInfo
 from . import _record
 from ._bearer import parse_bearer
 from ._config import Settings
-from ._http import is_navigation, safe_return_path
-from ._pages import NO_STORE, error_response, login_required_response
-from ._record import SESSION_KEY, Pending, SignedIn
+from ._http import from_this_site, is_navigation, safe_return_path
+from ._pages import NO_STORE, continue_page, error_response, login_required_response, wait_page
+from ._record import Pending, Record, SignedIn
 
 __all__ = [
+    "LoginsInFlight",
     "bearer_required",
     "get_token",
     "get_user",
     "load_session",
     "login_link",
     "login_required",
+    "logins_in_flight",
     "make_middleware",
     "make_save_guard",
     "new_session",
-    "record_of",
     "require_bearer",
     "require_login",
     "return_path",
@@ -167,12 +188,6 @@ async def new_session(request: web.Request) -> aiohttp_session.Session:
     return session
 
 
-def record_of(session: aiohttp_session.Session) -> dict[str, Any]:
-    """A copy of aiotwinne's record in *session* (``{}`` when absent)."""
-    record = session.get(SESSION_KEY)
-    return dict(record) if isinstance(record, dict) else {}
-
-
 def login_link(settings: Settings, next_path: str) -> str:
     """The login route's URL that returns to *next_path*."""
     return f"{settings.login_path}?next={quote(next_path, safe='/')}"
@@ -197,12 +212,84 @@ def _referer_path(request: web.Request) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+# -- logins in flight ----------------------------------------------------------
+
+#: Seconds a tab waits for another tab's login before starting its own: a
+#: silent bounce takes well under a second; a user at Twinne's login form
+#: takes longer, and then each tab goes its own way.
+WAIT_FOR_OTHER_TAB: Final = 4.0
+#: Seconds after a login completed during which a tab that still sends the
+#: old session waits for the new cookie instead of starting another login.
+WAIT_AFTER_LOGIN: Final = 3.0
+#: Seconds between two loads of the waiting page.
+_WAIT_REFRESH: Final = 1
+_MAX_BROWSERS: Final = 10_000
+
+
+class LoginsInFlight:
+    """When each browser last started and last completed a login, in this process.
+
+    Keys are :meth:`._record.Record.login_key` values (a random name, never a
+    secret); entries older than a minute are forgotten, and at most
+    10,000 browsers are remembered (the oldest go first).
+    """
+
+    def __init__(self) -> None:
+        self._started: OrderedDict[str, float] = OrderedDict()
+        self._finished: OrderedDict[str, float] = OrderedDict()
+
+    def start(self, key: str, now: float) -> None:
+        """A tab of this browser is on its way to Twinne."""
+        self._put(self._started, key, now)
+        self._finished.pop(key, None)
+
+    def finish(self, key: str, now: float) -> None:
+        """A login of this browser ended (completed, or refused with a page)."""
+        self._started.pop(key, None)
+        self._put(self._finished, key, now)
+
+    def should_wait(self, key: str, now: float) -> bool:
+        """Whether a tab needing a login should wait for another tab's login."""
+        started = self._started.get(key)
+        if started is not None and 0 <= now - started < WAIT_FOR_OTHER_TAB:
+            return True
+        finished = self._finished.get(key)
+        return finished is not None and 0 <= now - finished < WAIT_AFTER_LOGIN
+
+    def other_since(self, key: str, since: float) -> bool:
+        """Whether another login of this browser started or ended after *since*."""
+        started = self._started.get(key)
+        finished = self._finished.get(key)
+        return (started is not None and started > since) or (
+            finished is not None and finished >= since
+        )
+
+    @staticmethod
+    def _put(table: OrderedDict[str, float], key: str, now: float) -> None:
+        table[key] = now
+        table.move_to_end(key)
+        while table and (len(table) > _MAX_BROWSERS or now - next(iter(table.values())) > 60):
+            table.popitem(last=False)
+
+
+_LOGINS: Final[weakref.WeakKeyDictionary[Settings, LoginsInFlight]] = weakref.WeakKeyDictionary()
+
+
+def logins_in_flight(settings: Settings) -> LoginsInFlight:
+    """The memory of logins in flight for one ``setup()`` (one per application)."""
+    logins = _LOGINS.get(settings)
+    if logins is None:
+        logins = _LOGINS[settings] = LoginsInFlight()
+    return logins
+
+
 # -- starting a login -------------------------------------------------------
 
 
 def start_login(
     settings: Settings,
     session: aiohttp_session.Session,
+    record: Record,
     next_path: str,
     *,
     by_user: bool = False,
@@ -210,28 +297,34 @@ def start_login(
 ) -> web.HTTPException:
     """Record a pending login in *session* and return the redirect to Twinne.
 
+    Only for a request this site's pages or the user made (or a callback
+    continuing such a login): the caller has checked. The login held so far
+    stays (an abandoned login takes nothing away).
+
     Args:
         settings: The web layer's settings.
-        session: The browser's session (changed in place).
+        session: The browser's session (written).
+        record: Its record, as read by the caller (changed and saved).
         next_path: A safe same-origin path to return to.
         by_user: The user asked for it (the login route): the count of
             logins completed without a page served is reset.
-        retry: This is the single retry after a spent auth_key.
+        retry: This is the single automatic retry of a login.
     """
     now = settings.clock()
-    record = record_of(session)
-    record.pop("auth", None)
-    pending = _record.live_pending(record, now=now, ttl=settings.pending_ttl)
-    pending, _ = _record.add_pending(
-        pending,
+    record.ensure_name()
+    record.add_pending(
         Pending.new(now, next_path, retry=retry),
+        now=now,
+        ttl=settings.pending_ttl,
         cap=settings.max_pending,
         reuse_within=settings.pending_ttl / 2,
     )
-    _record.write_pending(record, pending)
     if by_user:
-        _record.write_auto(record, 0)
-    session[SESSION_KEY] = record
+        record.auto = 0
+    record.save(session)
+    key = record.login_key()
+    if key is not None:  # always, now that the session has a name
+        logins_in_flight(settings).start(key, now)
     return web.HTTPFound(settings.client.login_url(), headers=NO_STORE)
 
 
@@ -243,7 +336,12 @@ def _login_needed(
         next_path = return_path(settings, _referer_path(request))
         return login_required_response(request, login_link(settings, next_path))
     next_path = return_path(settings, request.path_qs)
-    if _record.read_auto(session.get(SESSION_KEY)) >= settings.max_auto_logins:
+    if not from_this_site(request.headers, request.host):
+        # Another site's link, form or window.open: a button of ours, and no
+        # change to the session (no Set-Cookie), so nothing is pending.
+        return continue_page(login_link(settings, next_path))
+    record = Record.of(session)
+    if record.auto >= settings.max_auto_logins:
         _log.warning("login loop stopped after %d logins in a row", settings.max_auto_logins)
         return error_response(
             request,
@@ -253,7 +351,11 @@ def _login_needed(
             detail="Twinne did not complete the login after several attempts.",
             retry_url=login_link(settings, next_path),
         )
-    return start_login(settings, session, next_path)
+    key = record.login_key()
+    if key is not None and logins_in_flight(settings).should_wait(key, settings.clock()):
+        # Another tab of this browser is logging in: come back in a moment.
+        return wait_page(next_path, _WAIT_REFRESH)
+    return start_login(settings, session, record, next_path)
 
 
 # -- who is signed in ---------------------------------------------------------
@@ -270,15 +372,11 @@ async def _signed_in(request: web.Request, state: _State) -> SignedIn | None:
         return state.signed_in
     settings = state.settings
     session = await load_session(request)
-    record: Any = session.get(SESSION_KEY)  # a dict whenever read_signed_in accepts it
-    signed_in = _record.read_signed_in(record)
+    signed_in = _record.signed_in_of(session)
     if signed_in is None or settings.clock() + settings.leeway >= signed_in.expires_at:
         return None
-    if "auto" in record:
-        # A page is being served: the automatic logins that led here worked.
-        record = dict(record)
-        _record.write_auto(record, 0)
-        session[SESSION_KEY] = record
+    # A page is being served: the automatic logins that led here worked.
+    _record.reset_auto(session)
     state.signed_in = signed_in
     return signed_in
 
@@ -355,9 +453,13 @@ async def _fetch_user(request: web.Request, state: _State, signed_in: SignedIn) 
         _log.info("session token refused by Twinne (%s): new login", type(exc).__name__)
         state.signed_in = state.user = None
         session = await load_session(request)
-        record = record_of(session)
-        record.pop("auth", None)
-        session[SESSION_KEY] = record
+        if not is_navigation(request.method, request.headers) or from_this_site(
+            request.headers, request.host
+        ):
+            # (Another site's navigation changes nothing: it gets the continue page.)
+            record = Record.of(session)
+            record.drop_login()
+            record.save(session)
         raise _login_needed(request, settings, session) from None
     except TwinneError as exc:
         _log.warning("user info unavailable: %s", type(exc).__name__)

@@ -14,15 +14,31 @@ from aiohttp import web
 
 from ._http import prefers_json
 
-__all__ = ["NO_STORE", "error_response", "login_required_response", "logout_form"]
+__all__ = [
+    "NO_FRAMES",
+    "NO_STORE",
+    "continue_page",
+    "error_response",
+    "login_required_response",
+    "logout_form",
+    "wait_page",
+]
 
 #: Headers for every answer that is part of a login or holds per-user data.
 NO_STORE: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+#: Headers for every page written here: no framing (another site must not
+#: overlay a button of ours and borrow the click), no scripts, no subresources.
+NO_FRAMES: Final = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+}
 
 _PAGE: Final = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title></head>
+{head}<title>{title}</title></head>
 <body><main><h1>{title}</h1>{body}</main></body></html>
 """
 
@@ -46,10 +62,10 @@ def _answer(
 
 
 def _page(
-    title: str, body: str, status: int, headers: dict[str, str] | None = None
+    title: str, body: str, status: int, headers: dict[str, str] | None = None, *, head: str = ""
 ) -> web.HTTPException:
-    text = _PAGE.format(title=html.escape(title), body=body)
-    return _answer(status, text, "text/html", headers or {})
+    text = _PAGE.format(title=html.escape(title), body=body, head=head)
+    return _answer(status, text, "text/html", {**NO_FRAMES, **(headers or {})})
 
 
 def _json(payload: dict[str, object], status: int, headers: dict[str, str]) -> web.HTTPException:
@@ -103,10 +119,43 @@ def login_required_response(request: web.Request, login_url: str) -> web.HTTPExc
     return _page("Please log in again", body, 401, headers)
 
 
-def logout_form(action: str) -> web.HTTPException:
-    """The page a ``GET`` on the logout path shows: a button that posts the logout."""
+def logout_form(action: str, *, status: int = 200) -> web.HTTPException:
+    """The page with a button that posts the logout.
+
+    A ``GET`` on the logout path shows it (200); so does a ``POST`` that did
+    not come from this site (403), so a person can still log out with one click
+    while another site cannot do it for them.
+    """
     body = (
         f'<form method="post" action="{html.escape(action)}">'
-        '<button type="submit">Log out</button></form>'
+        '<button type="submit" id="logout">Log out</button></form>'
     )
-    return _page("Log out", body, 200)
+    return _page("Log out", body, status)
+
+
+def continue_page(login_url: str) -> web.HTTPException:
+    """What a navigation from another site gets instead of a login: a button on this site.
+
+    Another site may link to the login route or to a guarded page, but the
+    login itself only starts from a click here (a same-origin navigation).
+    The page cannot be framed, changes no session, and the button is a plain
+    link to *login_url* (the login route, returning to the page asked for).
+    """
+    body = (
+        "<p>To continue, log in with your Twinne account.</p>"
+        f'<p><a id="continue" href="{html.escape(login_url)}">Continue with Twinne</a></p>'
+    )
+    return _page("Log in with Twinne", body, 200)
+
+
+def wait_page(path: str, seconds: int) -> web.HTTPException:
+    """A page that loads *path* again after *seconds*, without a script or a click.
+
+    Shown to a tab that needs a login while another tab of the same browser
+    is completing one: when it reloads, the new session is there.
+    """
+    url = html.escape(path)
+    refresh = f"{seconds}; url={path}"
+    body = f'<p>Signing you in&hellip; <a href="{url}">continue</a></p>'
+    head = f'<meta http-equiv="refresh" content="{html.escape(refresh)}">\n'
+    return _page("Signing you in", body, 200, {"Refresh": refresh}, head=head)

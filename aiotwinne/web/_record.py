@@ -7,19 +7,28 @@ capped at about 4 KB, and EncryptedCookieStorage adds a third on top)::
       "auth": {"tk": token, "iat": 1700000000.0, "exp": 1700003600.0,
                "u": {"id": 42, "un": "jdoe", "fn": "J", "ln": "Doe", "pic": url}},
       "pending": [{"m": marker, "t": created, "next": "/page", "r": 0}],
-      "auto": 1
+      "auto": 1,
+      "b": name
     }
 
-* ``auth``: the signed-in user: the access token, when it was obtained and
+* ``auth``: the signed-in user: the access token, when Twinne issued it and
   when it expires (seconds on the web layer's clock), and a user summary.
+  It stays while a new login is pending (an expired one too): a login that
+  is abandoned, or that another site started, takes nothing away, and a
+  token Twinne hands back unchanged keeps its issue time.
 * ``pending``: logins started by this browser and not finished yet, oldest
   first: a random marker, the creation time, the page to return to, and
-  whether it is already the one retry after a spent auth_key.
+  whether it is already the one automatic retry.
 * ``auto``: how many logins completed in a row without a guarded page being
   served in between; bounded so a broken setup ends in an error page,
   never a redirect loop.
+* ``b``: a random name for the session, given when a login first starts in
+  it and renewed by every completed login, so that tabs of one browser can
+  wait for one another's login (see :meth:`Record.login_key`). It grants
+  nothing.
 
-Only this module reads or writes that layout.
+Only this module reads or writes that layout: the guard and the routes hold
+a :class:`Record` and call its methods.
 """
 
 from __future__ import annotations
@@ -28,24 +37,31 @@ import datetime as dt
 import functools
 import json
 import secrets
+import string
 from collections.abc import Mapping, MutableMapping
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
 
 from .._protocol import check_identifier
 from ..models import AccessToken, UserInfo
 
+if TYPE_CHECKING:
+    from aiohttp_session import Session
+
 __all__ = [
     "MAX_PENDING_NEXT",
     "PENDING_BUDGET",
     "SESSION_KEY",
     "Pending",
+    "Record",
     "SignedIn",
     "add_pending",
     "live_pending",
     "read_auto",
     "read_signed_in",
+    "reset_auto",
+    "signed_in_of",
     "signed_in_record",
     "summary_user",
     "write_auto",
@@ -125,7 +141,8 @@ class SignedIn(NamedTuple):
 
     Attributes:
         token: The access token's value.
-        issued_at: When it was obtained (web clock, seconds).
+        issued_at: When Twinne issued it, as far as this site knows (web clock,
+            seconds): the first time this session received it.
         expires_at: When it expires (web clock, seconds).
         user: The summary: id, username, first and last name, picture URL.
     """
@@ -151,14 +168,43 @@ def _text(value: str | None, limit: int) -> str | None:
     return value if len(value) <= limit else None
 
 
-def signed_in_record(token: AccessToken, user: UserInfo, *, now: float) -> dict[str, Any]:
-    """The session form of a fresh login.
+def signed_in_record(
+    token: AccessToken,
+    user: UserInfo,
+    *,
+    now: float,
+    previous: SignedIn | None = None,
+    leeway: float = 0.0,
+) -> dict[str, Any]:
+    """The session form of a completed login.
 
     The token's lifetime as the client computed it is anchored to the web
     layer's clock (*now*), so one clock judges every expiry. Long names and
     picture URLs are dropped rather than stored: the cookie must stay small.
+
+    Expiry counts from when Twinne issued the token, not from when this site
+    last received it: inside its window Twinne hands back the token it issued
+    before, without renewing its date (PROTOCOL.md, "Token lifetime"). So
+    when *previous* (the login this session held) has the same token and has
+    not expired yet, its issue and expiry times are kept. Two edges:
+
+    * Handed back in its last *leeway* seconds (the guard's leeway), the token
+      cannot be replaced before it dies (Twinne keeps handing it back), so it
+      is kept until its real expiry instead of being "expired" on arrival:
+      the stored expiry moves by *leeway*, and the guard, which subtracts the
+      leeway, serves pages until the real expiry, then logs in again.
+    * Handed back after its expiry here, Twinne's window is longer than the
+      client's lifetime assumed: the token gets a new lifetime from *now*
+      (anything else would log the user in again at once, forever), and
+      Twinne's own "expired access_token" stays the last word
+      (``get_user(fresh=True)``).
     """
     lifetime = (token.expires_at - token.issued_at).total_seconds()
+    issued_at, expires_at = now, now + lifetime
+    if previous is not None and previous.token == token.value and now < previous.expires_at:
+        issued_at, expires_at = previous.issued_at, previous.expires_at
+        if now + leeway >= expires_at:
+            expires_at += leeway
     summary: dict[str, Any] = {"id": user.id, "un": user.username[:_MAX_TEXT]}
     for key, value, limit in (
         ("fn", user.first_name, _MAX_TEXT),
@@ -168,7 +214,7 @@ def signed_in_record(token: AccessToken, user: UserInfo, *, now: float) -> dict[
         text = _text(value, limit)
         if text is not None:
             summary[key] = text
-    return {"tk": token.value, "iat": now, "exp": now + lifetime, "u": summary}
+    return {"tk": token.value, "iat": issued_at, "exp": expires_at, "u": summary}
 
 
 def read_signed_in(data: object) -> SignedIn | None:
@@ -310,3 +356,139 @@ def write_auto(record: MutableMapping[str, Any], count: int) -> None:
         record["auto"] = count
     else:
         record.pop("auto", None)
+
+
+def signed_in_of(session: Session) -> SignedIn | None:
+    """The session's login if its record reads back whole (expired or not), else ``None``.
+
+    The guard's hot path: one lookup and the checks of :func:`read_signed_in`.
+    """
+    return read_signed_in(session.get(SESSION_KEY))
+
+
+def reset_auto(session: Session) -> None:
+    """A page is being served: forget the count of logins completed in a row (if any)."""
+    record = session.get(SESSION_KEY)
+    if isinstance(record, dict) and "auto" in record:
+        record = dict(record)
+        del record["auto"]
+        session[SESSION_KEY] = record
+
+
+# What secrets.token_urlsafe() writes.
+_NAME_CHARS: Final = frozenset(string.ascii_letters + string.digits + "-_")
+
+
+class Record:
+    """aiotwinne's part of one session: read once, changed in memory, written back by :meth:`save`.
+
+    A copy: nothing reaches the session until :meth:`save`, so an answer
+    that must not change the session (a refusal, a page for another site's
+    navigation) simply does not call it.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: object = None) -> None:
+        self._data: dict[str, Any] = dict(data) if isinstance(data, dict) else {}
+
+    @classmethod
+    def of(cls, session: Session) -> Record:
+        """The record in *session* (empty when absent or not a JSON object)."""
+        return cls(session.get(SESSION_KEY))
+
+    def save(self, session: Session) -> None:
+        """Write the record into *session* (aiohttp-session then saves the session)."""
+        session[SESSION_KEY] = dict(self._data)
+
+    # -- the login ----------------------------------------------------------
+
+    def signed_in(self) -> SignedIn | None:
+        """The login held, expired or not; ``None`` when absent or malformed."""
+        return read_signed_in(self._data)
+
+    def sign_in(
+        self,
+        token: AccessToken,
+        user: UserInfo,
+        *,
+        now: float,
+        previous: SignedIn | None,
+        leeway: float,
+    ) -> None:
+        """Hold a completed login (see :func:`signed_in_record` for its times)."""
+        self._data["auth"] = signed_in_record(
+            token, user, now=now, previous=previous, leeway=leeway
+        )
+
+    def drop_login(self) -> None:
+        """Forget the login (Twinne refused its token)."""
+        self._data.pop("auth", None)
+
+    # -- pending logins -----------------------------------------------------
+
+    def pending(self, *, now: float, ttl: float) -> list[Pending]:
+        """The pending logins younger than *ttl* seconds, oldest first."""
+        return live_pending(self._data, now=now, ttl=ttl)
+
+    def set_pending(self, pending: list[Pending]) -> None:
+        """Replace the pending logins (an empty list drops the key)."""
+        write_pending(self._data, pending)
+
+    def add_pending(
+        self, entry: Pending, *, now: float, ttl: float, cap: int, reuse_within: float
+    ) -> Pending:
+        """Add a pending login (or reuse a recent one to the same page, see :func:`add_pending`).
+
+        Returns:
+            The entry in force.
+        """
+        pending, chosen = add_pending(
+            self.pending(now=now, ttl=ttl), entry, cap=cap, reuse_within=reuse_within
+        )
+        self.set_pending(pending)
+        return chosen
+
+    # -- the loop counter ---------------------------------------------------
+
+    @property
+    def auto(self) -> int:
+        """How many logins completed in a row without a page served."""
+        return read_auto(self._data)
+
+    @auto.setter
+    def auto(self, count: int) -> None:
+        write_auto(self._data, count)
+
+    # -- the session's name --------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        """The session's random name, if the record has a well-formed one."""
+        value = self._data.get("b")
+        if isinstance(value, str) and 16 <= len(value) <= 64 and _NAME_CHARS.issuperset(value):
+            return value
+        return None
+
+    def ensure_name(self) -> str:
+        """The session's name, made (128 random bits) if the record has none."""
+        name = self.name
+        if name is None:
+            name = self._data["b"] = secrets.token_urlsafe(16)
+        return name
+
+    def login_key(self) -> str | None:
+        """A name for "this browser, about to replace this session's login", shared by its tabs.
+
+        Tabs of one browser send the same session, so they see the same name
+        until one of them completes a login, which starts a new session with a
+        new name. ``None`` for a record without a name (a first visit): its
+        tabs share nothing.
+        """
+        return self.name
+
+    def successor(self) -> Record:
+        """The record a new session starts with after a login: a new name, nothing else."""
+        following = Record()
+        following.ensure_name()
+        return following

@@ -5,6 +5,13 @@ developer dashboard (Twinne takes no ``redirect_uri``). Twinne appends
 ``?auth_key=KEY`` to it as plain text, even after an existing ``?``
 (``/cb?x=1?auth_key=KEY``), which :func:`._http.auth_key_from_query` handles.
 
+Where a login may start
+-----------------------
+Only this site's own pages and the user (a typed URL, a bookmark) start a
+login (see :func:`._http.request_source`): a navigation from another site to
+the login route gets a page with a "Continue with Twinne" button, and its
+answer changes no session. Logout likewise needs a ``POST`` from this site.
+
 Matching a callback to a pending login
 --------------------------------------
 Twinne has no ``state`` parameter, so nothing in the callback says which of
@@ -16,12 +23,38 @@ a pending login that was abandoned expires after ``pending_ttl``. The others
 are carried into the new session, so the other tabs' callbacks still work.
 The pending login is consumed before Twinne is called, so a failed exchange
 cannot be retried with it.
+
+A key that another bounce replaced
+----------------------------------
+Twinne replaces a user's unexchanged auth_key on every bounce through its
+login link, so when two tabs of one browser bounce at once (across
+instances, or before either had a session: see :mod:`._middleware` for how
+tabs otherwise wait for one another) the first callback's key may be dead.
+Such a callback does not show an error:
+
+* if another login of this browser started after this one, or completed
+  meanwhile, the tab is sent back to its page, whose guard finds the new
+  session or waits for it (this answer leaves the session alone: it must not
+  overwrite the other tab's new cookie);
+* otherwise it makes one more round trip through Twinne, marked as the
+  retry; a retry that fails too ends on an error page. Never a loop.
+
+The residual race
+-----------------
+The callback cannot tell Twinne's redirect from another site's link to it.
+So an attacker who gets their own auth_key to the victim's callback while
+the victim's own login is in flight (between a click here and Twinne's
+answer) signs the victim in as the attacker. What limits it: a pending login
+exists only after a navigation of this site's or the user's own; it lives
+``pending_ttl`` seconds at most; the first callback consumes it, so the
+victim's own callback then fails visibly; and a silent re-login is in flight
+for a few hundred milliseconds, at a moment the attacker does not see.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 
@@ -34,21 +67,20 @@ from ..errors import (
     TwinneError,
     UserNotFoundError,
 )
-from . import _record
 from ._bearer import remember_token
 from ._config import Settings
-from ._http import auth_key_from_query
+from ._http import auth_key_from_query, from_this_site
 from ._middleware import (
     load_session,
     login_link,
+    logins_in_flight,
     new_session,
-    record_of,
     return_path,
     settings_of,
     start_login,
 )
-from ._pages import NO_STORE, error_response, logout_form
-from ._record import SESSION_KEY
+from ._pages import NO_STORE, continue_page, error_response, logout_form
+from ._record import Record
 
 __all__ = ["callback", "login", "logout"]
 
@@ -61,12 +93,16 @@ async def login(request: web.Request) -> web.StreamResponse:
     """``GET`` login start: record a pending login, redirect to Twinne.
 
     ``?next=/path`` names the same-origin page to return to (anything else
-    returns to ``/``). The "Log in with Twinne" button links here.
+    returns to ``/``). The "Log in with Twinne" button links here. A
+    navigation from another site gets the "Continue with Twinne" page
+    instead, and the session is not touched.
     """
     settings = settings_of(request)
-    session = await load_session(request)
     next_path = return_path(settings, request.query.get("next"))
-    raise start_login(settings, session, next_path, by_user=True)
+    if not from_this_site(request.headers, request.host):
+        raise continue_page(login_link(settings, next_path))
+    session = await load_session(request)
+    raise start_login(settings, session, Record.of(session), next_path, by_user=True)
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
@@ -76,15 +112,23 @@ async def callback(request: web.Request) -> web.StreamResponse:
     browser's session, a pending login already consumed, or a missing,
     repeated or malformed auth_key. Otherwise the key is exchanged, the user
     fetched, a **new** session started (the pre-login one is never promoted)
-    and the browser sent (``303``) to the page it came from.
+    and the browser sent (``303``) to the page it came from. A key replaced
+    by another bounce of the same browser leads back to the page or to one
+    more round trip (see the module docstring).
     """
     settings = settings_of(request)
     session = await load_session(request)
-    record = record_of(session)
+    record = Record.of(session)
     now = settings.clock()
-    pending = _record.live_pending(record, now=now, ttl=settings.pending_ttl)
+    logins = logins_in_flight(settings)
+    key = record.login_key()
+    pending = record.pending(now=now, ttl=settings.pending_ttl)
     unused = [p for p in pending if p.marker not in settings.used_markers]
     if not unused:
+        if pending and key is not None and logins.should_wait(key, now):
+            # Another tab's callback took the pending login this one would have
+            # found (their answers' cookies crossed): its page waits for it.
+            raise web.HTTPSeeOther(pending[-1].next, headers=NO_STORE)
         already = bool(pending)
         raise error_response(
             request,
@@ -111,8 +155,6 @@ async def callback(request: web.Request) -> web.StreamResponse:
         )
     settings.used_markers.add(entry.marker, now)
     remaining = [p for p in unused if p.marker != entry.marker]
-    _record.write_pending(record, remaining)
-    session[SESSION_KEY] = record
 
     client = settings.client
     try:
@@ -120,22 +162,35 @@ async def callback(request: web.Request) -> web.StreamResponse:
         user = await client.get_user_info(token)
     except TwinneError as exc:
         _log.warning("login failed: %s: %s", type(exc).__name__, exc)
-        if exc.auth_key_may_be_spent and not entry.retry:
-            # The key may be gone; one fresh round trip is cheaper for the
-            # user than an error page. Not a loop: the retry is marked.
-            raise start_login(settings, session, entry.next, retry=True) from None
+        replaced = isinstance(exc, InvalidAuthKeyError) or exc.auth_key_may_be_spent
+        if replaced and key is not None and logins.other_since(key, entry.created):
+            # Another tab of this browser bounced later (its bounce replaced
+            # this key) or already logged in: back to the page, where the
+            # new session is found or waited for.
+            raise web.HTTPSeeOther(entry.next, headers=NO_STORE) from None
+        record.set_pending(remaining)
+        if replaced and not entry.retry:
+            # One fresh round trip is cheaper for the user than an error
+            # page. Not a loop: the retry is marked.
+            raise start_login(settings, session, record, entry.next, retry=True) from None
+        record.save(session)
+        if key is not None:
+            logins.finish(key, settings.clock())
         raise _login_error(request, settings, exc, entry.next) from None
 
     # Bearer mode accepts only tokens this site obtained (see _bearer).
     await remember_token(request.app, token, user)
     fresh = await new_session(request)
-    new_record: dict[str, Any] = {
-        "auth": _record.signed_in_record(token, user, now=settings.clock())
-    }
-    _record.write_pending(new_record, remaining)
+    following = record.successor()
+    following.sign_in(
+        token, user, now=settings.clock(), previous=record.signed_in(), leeway=settings.leeway
+    )
+    following.set_pending(remaining)
     # Counts logins completed without a page served since (reset by the guard).
-    _record.write_auto(new_record, _record.read_auto(record) + 1)
-    fresh[SESSION_KEY] = new_record
+    following.auto = record.auto + 1
+    following.save(fresh)
+    if key is not None:
+        logins.finish(key, settings.clock())
     _log.info("user %d logged in (token %s)", user.id, token.fingerprint)
     raise web.HTTPSeeOther(entry.next, headers=NO_STORE)
 
@@ -169,17 +224,22 @@ def _login_error(
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    """Logout: ``POST`` clears the session and redirects to the landing page.
+    """Logout: a ``POST`` from this site clears the session and redirects to the landing page.
 
     The session is invalidated (with ``RedisStorage`` its server-side record
     is emptied, so every instance sees the logout). A ``GET`` changes nothing
     and shows a page with a logout button: a link or an ``<img>`` on another
     site cannot log a user out, yet a plain link to the logout path still
-    works for people.
+    works for people. A ``POST`` from another site (or one that says nothing
+    of where it comes from) gets the same button with ``403``; a ``POST``
+    without a session is answered without a ``Set-Cookie``.
     """
     settings = settings_of(request)
     if request.method != "POST":
         raise logout_form(settings.logout_path)
+    if not from_this_site(request.headers, request.host):
+        raise logout_form(settings.logout_path, status=403)
     session = await load_session(request)
-    session.invalidate()
+    if not session.new:
+        session.invalidate()
     raise web.HTTPSeeOther(settings.logout_redirect, headers=NO_STORE)

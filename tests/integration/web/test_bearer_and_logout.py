@@ -12,6 +12,7 @@ from bearersupport import bearer, own_token, token_routes
 from websupport import (
     LOGOUT,
     NAVIGATE,
+    SAME_ORIGIN_POST,
     Site,
     SiteFactory,
     follow,
@@ -159,12 +160,16 @@ async def test_logout_clears_the_session_and_lands_on_the_landing_page(
     signed_in: aiohttp.ClientSession, site: Site
 ) -> None:
     """POST logout: 303 to '/', and guarded pages need a login again."""
-    async with signed_in.post(site(LOGOUT), allow_redirects=False) as answer:
+    async with signed_in.post(
+        site(LOGOUT), headers=SAME_ORIGIN_POST, allow_redirects=False
+    ) as answer:
         assert answer.status == 303
         assert answer.headers["Location"] == "/"
     async with signed_in.get(site("/")) as page:
         assert await page.text() == "public:anonymous"
-    async with signed_in.get(site("/dashboard"), allow_redirects=False) as answer:
+    async with signed_in.get(
+        site("/dashboard"), headers=NAVIGATE, allow_redirects=False
+    ) as answer:
         assert answer.status == 302
 
 
@@ -188,7 +193,7 @@ async def test_custom_logout_landing_page(
     """logout_redirect names where a logout lands."""
     site = await site_factory(logout_redirect="/explicit")
     await log_in(visitor, site, emu, user)
-    async with visitor.post(site(LOGOUT)) as page:
+    async with visitor.post(site(LOGOUT), headers=SAME_ORIGIN_POST) as page:
         assert str(page.url) == site("/explicit")
 
 

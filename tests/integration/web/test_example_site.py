@@ -12,7 +12,7 @@ from types import ModuleType
 import aiohttp
 import pytest
 from aiohttp import web
-from websupport import LOGOUT, NAVIGATE, Site, require_binary, start_site
+from websupport import LOGOUT, NAVIGATE, SAME_ORIGIN_POST, Site, require_binary, start_site
 
 from aiotwinne import RetryPolicy, TwinneClient
 from aiotwinne.testing import EmulatedUser, TwinneEmulator
@@ -84,7 +84,7 @@ async def test_example_home_profile_and_logout(
         text = await page.text()
     assert "Ada Lovelace" in text
     assert f"{emu.base_url}/content/uploads/photos/2021/03/user1.jpg" in text
-    async with visitor.post(site(LOGOUT)) as page:
+    async with visitor.post(site(LOGOUT), headers=SAME_ORIGIN_POST) as page:
         assert "Log in with Twinne" in await page.text()
 
 

@@ -16,22 +16,37 @@ BOGUS = "0123456789abcdef0123456789abcdef"
 async def _pending(
     visitor: aiohttp.ClientSession, site: Site, next_path: str = "/dashboard"
 ) -> None:
-    async with visitor.get(site(LOGIN), params={"next": next_path}, allow_redirects=False) as r:
+    async with visitor.get(
+        site(LOGIN), params={"next": next_path}, headers=NAVIGATE, allow_redirects=False
+    ) as r:
         assert r.status == 302
 
 
-async def test_invalid_auth_key_gives_a_400_page_with_try_again(
+async def _bogus_callback(
+    visitor: aiohttp.ClientSession, site: Site, headers: dict[str, str] | None = None
+) -> aiohttp.ClientResponse:
+    async with visitor.get(
+        site(f"{CALLBACK}?auth_key={BOGUS}"), headers=headers, allow_redirects=False
+    ) as answer:
+        await answer.read()
+        return answer
+
+
+async def test_an_invalid_auth_key_gets_one_more_round_trip_then_a_400_page(
     visitor: aiohttp.ClientSession, site: Site, emu: TwinneEmulator
 ) -> None:
-    """An unknown or spent key: 400, Twinne's words escaped, a 'Try again' link, one exchange."""
+    """An unknown key: one more round trip; unknown again: 400 with 'Try again', no key shown."""
     await _pending(visitor, site)
-    async with visitor.get(site(f"{CALLBACK}?auth_key={BOGUS}"), allow_redirects=False) as page:
-        assert page.status == 400
-        text = await page.text()
+    first = await _bogus_callback(visitor, site)
+    assert first.status == 302
+    assert first.headers["Location"] == site.client.login_url()
+    page = await _bogus_callback(visitor, site)
+    assert page.status == 400
+    text = await page.text()
     assert "no longer valid" in text
     assert 'href="/auth/twinne/login?next=/dashboard"' in text
     assert BOGUS not in text
-    assert emu.count("authorize") == 1
+    assert emu.count("authorize") == 2
 
 
 async def test_invalid_auth_key_gives_json_to_api_callers(
@@ -39,11 +54,10 @@ async def test_invalid_auth_key_gives_json_to_api_callers(
 ) -> None:
     """The same failure answers JSON when JSON is asked for."""
     await _pending(visitor, site)
-    async with visitor.get(
-        site(f"{CALLBACK}?auth_key={BOGUS}"), headers=JSON, allow_redirects=False
-    ) as answer:
-        assert answer.status == 400
-        body = await answer.json()
+    assert (await _bogus_callback(visitor, site, JSON)).status == 302
+    answer = await _bogus_callback(visitor, site, JSON)
+    assert answer.status == 400
+    body = await answer.json()
     assert body["error"] == "invalid_auth_key"
     assert body["login_url"] == "/auth/twinne/login?next=/dashboard"
 

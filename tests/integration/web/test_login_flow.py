@@ -19,6 +19,7 @@ from websupport import (
 )
 
 from aiotwinne.testing import EmulatedUser, TwinneEmulator
+from aiotwinne.web._middleware import WAIT_AFTER_LOGIN, WAIT_FOR_OTHER_TAB
 
 KEY = "0123456789abcdef0123456789abcdef"
 
@@ -26,7 +27,7 @@ KEY = "0123456789abcdef0123456789abcdef"
 async def _start_login(visitor: aiohttp.ClientSession, site: Site, next_path: str = "/") -> str:
     """Open the login route without following Twinne; return where it redirects."""
     async with visitor.get(
-        site(LOGIN), params={"next": next_path}, allow_redirects=False
+        site(LOGIN), params={"next": next_path}, headers=NAVIGATE, allow_redirects=False
     ) as answer:
         assert answer.status == 302
         return answer.headers["Location"]
@@ -72,7 +73,9 @@ async def test_pending_login_records_marker_time_and_page(
     """A pending login holds a 128-bit marker, its creation time and the page to return to."""
     site = await site_factory(storage=plain_storage())
     visitor = visitor_factory()
-    async with visitor.get(site("/dashboard?tab=2"), allow_redirects=False) as answer:
+    async with visitor.get(
+        site("/dashboard?tab=2"), headers=NAVIGATE, allow_redirects=False
+    ) as answer:
         assert answer.status == 302
     (pending,) = session_record(visitor, site)["pending"]
     assert pending["next"] == "/dashboard?tab=2"
@@ -85,7 +88,7 @@ async def test_login_route_returns_to_next(
 ) -> None:
     """The login button's route (?next=) lands on the page it names."""
     emu.approve(user, site.app)
-    async with visitor.get(site(LOGIN), params={"next": "/settings"}) as page:
+    async with visitor.get(site(LOGIN), params={"next": "/settings"}, headers=NAVIGATE) as page:
         assert page.url.path == "/settings"
         assert await page.text() == "view:user1"
 
@@ -103,7 +106,7 @@ async def test_login_route_never_returns_off_site(
 ) -> None:
     """A hostile or looping ?next= falls back to the home page."""
     emu.approve(user, site.app)
-    async with visitor.get(site(LOGIN), params={"next": next_path}) as page:
+    async with visitor.get(site(LOGIN), params={"next": next_path}, headers=NAVIGATE) as page:
         assert str(page.url) == site("/")
         assert await page.text() == "public:user1"
 
@@ -196,7 +199,7 @@ async def test_a_used_pending_login_cannot_be_replayed(
     emu: TwinneEmulator,
     user: EmulatedUser,
 ) -> None:
-    """Replaying the pre-login cookie after the login completed is refused with no call."""
+    """Replaying the pre-login cookie after the login completed: no call, nobody signed in."""
     visitor = visitor_factory()
     await _start_login(visitor, site, "/dashboard")
     old_cookies = {c.key: c.value for c in visitor.cookie_jar}
@@ -206,7 +209,16 @@ async def test_a_used_pending_login_cannot_be_replayed(
     replay = visitor_factory()
     replay.cookie_jar.update_cookies(old_cookies, response_url=ok.url)
     emu.reset_stats()
+    # Right after the login, this looks like the browser's other tab, whose
+    # pending login the first callback took: sent to the page, key unused.
     fresh_key = emu.authorize(user, site.app)
+    async with replay.get(site(f"{CALLBACK}?auth_key={fresh_key}"), allow_redirects=False) as page:
+        assert page.status == 303
+        assert "Set-Cookie" not in page.headers
+    async with replay.get(site("/dashboard"), headers=JSON) as page:
+        assert page.status == 401
+    # Later, a plain refusal.
+    emu.advance(WAIT_AFTER_LOGIN)
     async with replay.get(site(f"{CALLBACK}?auth_key={fresh_key}"), allow_redirects=False) as page:
         assert page.status == 400
         assert "already completed" in await page.text()
@@ -236,13 +248,18 @@ async def test_several_tabs_each_complete_their_login(
 
 
 async def test_pending_logins_are_capped(
-    visitor_factory: Callable[[], aiohttp.ClientSession], site_factory: SiteFactory
+    visitor_factory: Callable[[], aiohttp.ClientSession],
+    site_factory: SiteFactory,
+    emu: TwinneEmulator,
 ) -> None:
     """Many abandoned logins to different pages keep at most five in the session."""
     site = await site_factory(storage=plain_storage())
     visitor = visitor_factory()
     for i in range(12):
-        async with visitor.get(site(f"/dashboard?n={i}"), allow_redirects=False) as answer:
+        emu.advance(WAIT_FOR_OTHER_TAB)  # no tab waits for the login before
+        async with visitor.get(
+            site(f"/dashboard?n={i}"), headers=NAVIGATE, allow_redirects=False
+        ) as answer:
             assert answer.status == 302
     pending = session_record(visitor, site)["pending"]
     assert [p["next"] for p in pending] == [f"/dashboard?n={i}" for i in range(7, 12)]
@@ -280,7 +297,7 @@ async def test_class_based_views_are_guarded(
 ) -> None:
     """A decorated web.View guards each of its methods."""
     anonymous = visitor_factory()
-    async with anonymous.get(site("/settings"), allow_redirects=False) as answer:
+    async with anonymous.get(site("/settings"), headers=NAVIGATE, allow_redirects=False) as answer:
         assert answer.status == 302
     async with anonymous.post(site("/settings"), allow_redirects=False) as answer:
         assert answer.status == 401
@@ -300,7 +317,9 @@ async def test_require_login_guards_a_branch(
     anonymous = visitor_factory()
     async with anonymous.get(site("/explicit")) as page:
         assert await page.text() == "explicit:open"
-    async with anonymous.get(site("/explicit?guard=1"), allow_redirects=False) as answer:
+    async with anonymous.get(
+        site("/explicit?guard=1"), headers=NAVIGATE, allow_redirects=False
+    ) as answer:
         assert answer.status == 302
     async with signed_in.get(site("/explicit?guard=1")) as page:
         assert await page.text() == f"explicit:{user.id}"
@@ -312,7 +331,9 @@ async def test_protected_prefixes_need_no_decorator(
     site: Site,
 ) -> None:
     """Paths under `protect` are guarded by the middleware."""
-    async with visitor_factory().get(site("/account/home"), allow_redirects=False) as answer:
+    async with visitor_factory().get(
+        site("/account/home"), headers=NAVIGATE, allow_redirects=False
+    ) as answer:
         assert answer.status == 302
     async with signed_in.get(site("/account/home")) as page:
         assert await page.text() == "account:user1"

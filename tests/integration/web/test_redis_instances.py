@@ -7,11 +7,20 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from websupport import LOGOUT, NAVIGATE, RedisServer, Site, SiteFactory, log_in
+from websupport import (
+    LOGOUT,
+    NAVIGATE,
+    SAME_ORIGIN_POST,
+    RedisServer,
+    Site,
+    SiteFactory,
+    log_in,
+)
 
 from aiotwinne import RetryPolicy, TwinneClient
 from aiotwinne.testing import EmulatedUser, TwinneEmulator
 from aiotwinne.web import DEFAULT_COOKIE_NAME, redis_storage
+from aiotwinne.web._middleware import WAIT_FOR_OTHER_TAB
 
 pytestmark = pytest.mark.redis
 
@@ -56,7 +65,7 @@ async def test_login_on_one_instance_works_on_another_and_logout_is_shared(
         assert page.status == 200
         assert await page.text() == "dashboard:user1:Ada Lovelace"
     assert emu.count() == 0
-    async with visitor.post(b(LOGOUT), allow_redirects=False) as answer:
+    async with visitor.post(b(LOGOUT), headers=SAME_ORIGIN_POST, allow_redirects=False) as answer:
         assert answer.status == 303
     async with visitor.get(a("/dashboard"), headers=NAVIGATE, allow_redirects=False) as page:
         assert page.status == 302
@@ -74,7 +83,7 @@ async def test_logout_empties_the_server_side_record(
     await log_in(visitor, a, emu, user)
     session_id = next(c.value for c in visitor.cookie_jar if c.key == DEFAULT_COOKIE_NAME)
     assert b"auth" in (await redis_client.get(f"{DEFAULT_COOKIE_NAME}_{session_id}") or b"")
-    async with visitor.post(b(LOGOUT), allow_redirects=False):
+    async with visitor.post(b(LOGOUT), headers=SAME_ORIGIN_POST, allow_redirects=False):
         pass
     stored = await redis_client.get(f"{DEFAULT_COOKIE_NAME}_{session_id}")
     assert stored is None or b"auth" not in stored
@@ -92,6 +101,7 @@ async def test_login_starts_a_new_server_side_session(
     async with visitor.get(a("/dashboard"), headers=NAVIGATE, allow_redirects=False):
         pass
     before = next(c.value for c in visitor.cookie_jar if c.key == DEFAULT_COOKIE_NAME)
+    emu.advance(WAIT_FOR_OTHER_TAB)  # that login was abandoned: no tab waits for it
     await log_in(visitor, a, emu, user)
     after = next(c.value for c in visitor.cookie_jar if c.key == DEFAULT_COOKIE_NAME)
     assert after != before

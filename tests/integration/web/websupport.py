@@ -48,12 +48,17 @@ AIOHTTP_SESSION_WARNING = "ignore::aiohttp.web_exceptions.NotAppKeyWarning:aioht
 CALLBACK = "/auth/twinne/callback"
 LOGIN = "/auth/twinne/login"
 LOGOUT = "/auth/twinne/logout"
-#: What a browser sends when it navigates to a page.
+#: What a browser sends when it navigates to a page from one of the site's own pages.
 NAVIGATE = {
     "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
     "Sec-Fetch-Mode": "navigate",
     "Sec-Fetch-Dest": "document",
+    "Sec-Fetch-Site": "same-origin",
 }
+#: The same navigation made by another site's link, form or window.open.
+CROSS_SITE = {**NAVIGATE, "Sec-Fetch-Site": "cross-site"}
+#: A form post from one of the site's own pages (the logout button).
+SAME_ORIGIN_POST = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate"}
 JSON = {"Accept": "application/json"}
 
 
