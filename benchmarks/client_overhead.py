@@ -219,6 +219,11 @@ class _StubSession:
             URL(url)
         return self._response
 
+    def request(self, method: str, url: str | URL, **_: object) -> _StubResponse:
+        # The client sends every call through ClientSession.request (GET, or the
+        # exchange's POST); aiohttp's get() is request("GET", ...) too.
+        return self.get(url)
+
     async def close(self) -> None:
         return None
 
