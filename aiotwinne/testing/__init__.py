@@ -7,10 +7,11 @@ in :data:`SNGINE_VERSIONS`. The pytest fixtures live in
 ``pytest_plugins = ["aiotwinne.testing.pytest_plugin"]``.
 """
 
-from ._emulator import TwinneEmulator, run_emulator
+from ._emulator import TwinneEmulator
 from ._factories import ClientFactory, EmulatorFactory
 from ._faults import FaultKind
 from ._model import USER_FIELDS, EmulatedApp, EmulatedUser, Endpoint, RequestRecord
+from ._run import run_emulator
 from ._sngine import (
     DOCUMENTED_TOKEN_LIFETIME,
     SESSION_COOKIE,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import attrs
@@ -94,10 +94,13 @@ class Database:
 
     Args:
         clock: Whose time stamps token dates.
+        new_secret: Makes every key, token and session id (the owner of the
+            randomness passes it in, so it can watch or replace it).
     """
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, new_secret: Callable[[], str] = new_secret) -> None:
         self.clock = clock
+        self.new_secret = new_secret
         self.apps: dict[str, EmulatedApp] = {}
         self._apps_by_number: dict[int, EmulatedApp] = {}
         self.users: dict[int, EmulatedUser] = {}
@@ -354,8 +357,8 @@ class Database:
 
     def open_session(self, user: EmulatedUser) -> str:
         """Sign *user* in; returns the session id (the cookie's value)."""
-        session_id = new_secret()
-        self.sessions[session_id] = Session(user_id=user.id, csrf=new_secret())
+        session_id = self.new_secret()
+        self.sessions[session_id] = Session(user_id=user.id, csrf=self.new_secret())
         return session_id
 
     def close_session(self, session_id: str) -> None:

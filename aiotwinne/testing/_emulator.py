@@ -9,15 +9,13 @@ share the client's parser.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 from .._protocol import MESSAGES, OAUTH_PATH
-from ._database import new_secret
 from ._faults import FaultKind, make_fault
 from ._model import Connection, EmulatedApp, EmulatedUser, Endpoint, RequestRecord
 from ._server import EmulatorServer
@@ -29,7 +27,16 @@ from ._sngine import (
     SngineVersion,
 )
 
-__all__ = ["TwinneEmulator", "run_emulator"]
+__all__ = ["TwinneEmulator"]
+
+
+def _new_secret() -> str:
+    """32 lowercase hex characters, like Sngine's keys and tokens.
+
+    Every secret the emulator makes comes from here, looked up at each call,
+    so a test can watch them all (the reliability suite's secret spy).
+    """
+    return secrets.token_hex(16)
 
 
 class TwinneEmulator:
@@ -107,6 +114,8 @@ class TwinneEmulator:
             reuse_valid_tokens=reuse_valid_tokens,
             sngine27_token_bug=sngine27_token_bug,
             cache_bodies=fast,
+            # A lambda: the name is looked up at each call, so a test can patch it.
+            new_secret=lambda: _new_secret(),
         )
         self._db = self._site.db
         self._server = EmulatorServer(
@@ -236,7 +245,7 @@ class TwinneEmulator:
                 app_id = str(secrets.randbelow(9 * 10**14) + 10**14)
         app = EmulatedApp(
             app_id=app_id,
-            secret=secret if secret is not None else new_secret(),
+            secret=secret if secret is not None else _new_secret(),
             name=name,
             redirect_url=redirect_url,
             enabled=enabled,
@@ -389,7 +398,7 @@ class TwinneEmulator:
             ValueError: *app* is not registered (or was removed).
         """
         conn = self._db.connect(user, self._registered(app))
-        token = new_secret()
+        token = _new_secret()
         self._db.set_token(conn, token, self._db.clock.now())
         return token
 
@@ -542,40 +551,3 @@ class TwinneEmulator:
     def reset_stats(self) -> None:
         """Forget recorded requests, counts and the concurrency peak (not faults)."""
         self._server.reset_stats()
-
-
-async def run_emulator(
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    users: int = 10,
-    app_name: str = "Demo App",
-    redirect_url: str = "/callback",
-    on_ready: Callable[[TwinneEmulator], None] | None = None,
-    **options: Any,
-) -> None:
-    """Run an emulator with one app and *users* users until cancelled.
-
-    This is what ``aiotwinne emulator [--port P] [--users N] [--sngine V]``
-    runs. It prints nothing itself: *on_ready* receives the running emulator,
-    whose :attr:`~TwinneEmulator.default_app` holds the credentials
-    (``app_id``, ``secret``), :meth:`~TwinneEmulator.login_url` the login
-    link and :attr:`~TwinneEmulator.login_page_url` the sign-in page
-    (usernames ``user1``, ``user2``...).
-
-    Args:
-        host: The address to listen on.
-        port: The port (``0``: a free one).
-        users: How many users to create.
-        app_name: The app's name on the consent page.
-        redirect_url: The app's registered redirect URL.
-        on_ready: Called once listening, e.g. to print the credentials.
-        **options: Passed to :class:`TwinneEmulator` (``sngine="3"``...).
-    """
-    emulator = TwinneEmulator(host=host, port=port, **options)
-    emulator.add_app(name=app_name, redirect_url=redirect_url)
-    emulator.add_users(users)
-    async with emulator:
-        if on_ready is not None:
-            on_ready(emulator)
-        await asyncio.Event().wait()

@@ -173,6 +173,8 @@ class Site:
             ``sngine="2"``.
         cache_bodies: Encode each token's user-info answer once (fast mode).
         clock: The clock (a new one by default).
+        new_secret: Makes keys, tokens and session ids (32 random hex
+            characters by default).
 
     Attributes:
         db: The tables.
@@ -194,13 +196,14 @@ class Site:
         sngine27_token_bug: bool = False,
         cache_bodies: bool = False,
         clock: Clock | None = None,
+        new_secret: Callable[[], str] = new_secret,
     ) -> None:
         if sngine not in SNGINE_VERSIONS:
             raise ValueError(f"sngine must be one of {SNGINE_VERSIONS}, not {sngine!r}")
         if sngine27_token_bug and sngine != "2":
             raise ValueError("sngine27_token_bug is Sngine 2.7's: use it with sngine='2'")
         self.sngine: SngineVersion = sngine  # type: ignore[assignment]
-        self.db = Database(clock if clock is not None else Clock())
+        self.db = Database(clock if clock is not None else Clock(), new_secret)
         self.token_lifetime = token_lifetime
         self.reuse_valid_tokens = reuse_valid_tokens
         self.sngine27_token_bug = sngine27_token_bug
@@ -292,7 +295,7 @@ class Site:
         # The key is single use: Sngine replaces it the moment it is exchanged.
         self.db.set_auth_key(conn, None)
         if conn.access_token is None or not self.reuse_valid_tokens or self.expired(conn):
-            token, now = new_secret(), self.db.clock.now()
+            token, now = self.db.new_secret(), self.db.clock.now()
             if self.sngine27_token_bug:
                 self.db.set_token_everywhere(token, now)
             else:
@@ -361,7 +364,7 @@ class Site:
     def authorize(self, user: EmulatedUser, app: EmulatedApp) -> str:
         """Approve *app* for *user* and hand out a new key, replacing any unexchanged one."""
         conn = self.db.connect(user, app)
-        key = new_secret()
+        key = self.db.new_secret()
         self.db.set_auth_key(conn, key)
         return key
 
