@@ -386,3 +386,40 @@ async def follow(
             return hops
         target = target.join(URL(location, encoded=True))
     raise AssertionError(f"more than {limit} redirects")
+
+
+async def browse(
+    visitor: aiohttp.ClientSession,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    limit: int = 40,
+    pause: float = 0.05,
+) -> Hop:
+    """Open *url* as a browser tab would: follow redirects and ``Refresh`` pages to the end.
+
+    A tab that waits for another tab's login gets a page that loads its URL
+    again (``Refresh: 1; url=...``); a browser follows it after a second, this
+    helper after *pause* seconds. Returns the last answer.
+    """
+    target = URL(url)
+    for _ in range(limit):
+        async with visitor.get(
+            target, headers=headers or NAVIGATE, allow_redirects=False
+        ) as answer:
+            location = answer.headers.get("Location", "")
+            refresh = answer.headers.get("Refresh", "")
+            hop = Hop(answer.url, answer.status, location, await answer.text())
+        if answer.status in (301, 302, 303, 307, 308):
+            target = target.join(URL(location, encoded=True))
+        elif refresh:
+            await asyncio.sleep(pause)
+            target = target.join(URL(refresh.partition("url=")[2], encoded=True))
+        else:
+            return hop
+    raise AssertionError(f"more than {limit} hops")
+
+
+def set_cookie_headers(headers: Any) -> list[str]:
+    """The ``Set-Cookie`` headers of an answer."""
+    return list(headers.getall("Set-Cookie", []))
