@@ -117,6 +117,24 @@ class Database:
 
     # -- apps -----------------------------------------------------------------
 
+    def create_app(
+        self, name: str, redirect_url: str, app_id: str | None, secret: str, *, enabled: bool
+    ) -> EmulatedApp:
+        """Register a new app (*app_id* ``None``: a random 15-digit one).
+
+        Raises:
+            ValueError: As :meth:`add_app`, or the redirect URL is empty or
+                holds whitespace or control characters (it goes into a header).
+        """
+        if not redirect_url or any(ch.isspace() or ord(ch) < 32 for ch in redirect_url):
+            raise ValueError("redirect_url must be non-empty, without whitespace or controls")
+        while app_id is None:
+            candidate = str(secrets.randbelow(9 * 10**14) + 10**14)
+            if int(candidate) not in self._apps_by_number:  # pragma: no branch - 1 in 10**14
+                app_id = candidate
+        app = EmulatedApp(app_id, secret, name, redirect_url, enabled)
+        return self.add_app(app)
+
     def add_app(self, app: EmulatedApp) -> EmulatedApp:
         """Register *app*.
 

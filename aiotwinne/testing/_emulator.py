@@ -237,20 +237,8 @@ class TwinneEmulator:
                 or the redirect URL holds whitespace or control characters (it
                 goes into a header).
         """
-        if not redirect_url or any(ch.isspace() or ord(ch) < 32 for ch in redirect_url):
-            raise ValueError("redirect_url must be non-empty, without whitespace or controls")
-        if app_id is None:
-            app_id = str(secrets.randbelow(9 * 10**14) + 10**14)
-            while self._db.find_app(app_id) is not None:  # pragma: no cover - 1 in 10**14
-                app_id = str(secrets.randbelow(9 * 10**14) + 10**14)
-        app = EmulatedApp(
-            app_id=app_id,
-            secret=secret if secret is not None else _new_secret(),
-            name=name,
-            redirect_url=redirect_url,
-            enabled=enabled,
-        )
-        return self._db.add_app(app)
+        secret = secret if secret is not None else _new_secret()
+        return self._db.create_app(name, redirect_url, app_id, secret, enabled=enabled)
 
     def remove_app(self, app: EmulatedApp) -> None:
         """Delete *app*, as its owner can in Twinne's dashboard.
@@ -472,29 +460,10 @@ class TwinneEmulator:
     ) -> None:
         """Make the next *count* matching requests misbehave.
 
-        Faults are used oldest first; each matching request takes one.
-
-        Kinds and their parameters:
-
-        * ``"http_error"``: an HTML error page with ``status`` (default 500;
-          502, 503, 504, 429...) and an optional ``retry_after`` (seconds, or
-          an HTTP date as a string). ``after_processing=True`` lets the
-          request take effect first (default ``False``: a proxy answered).
-        * ``"html"``: a PHP/DB error page with status 200.
-          ``after_processing`` as above.
-        * ``"php_warning"``: the real answer with a PHP warning printed
-          before it (``text=`` to choose the warning).
-        * ``"malformed_json"``: the real answer cut in half
-          (``after_processing``, default ``True``).
-        * ``"oversized"``: the real answer padded with spaces to ``size``
-          bytes (default 2 MiB); ``chunked=True`` sends it without a
-          Content-Length.
-        * ``"latency"``: wait ``delay`` seconds (real time), then answer
-          normally. The request takes effect even if the client gave up.
-        * ``"drop"``: close the connection without an answer, or after
-          ``partial_headers=True`` half a status line and header. With
-          ``after_processing=True`` (the default) the request took effect
-          first: a dropped token exchange has spent its auth_key.
+        Faults are used oldest first; each matching request takes one. The
+        kinds and their parameters are listed under :data:`FaultKind`
+        (``"http_error"``, ``"html"``, ``"php_warning"``, ``"malformed_json"``,
+        ``"oversized"``, ``"latency"``, ``"drop"``).
 
         Args:
             kind: What goes wrong.

@@ -20,7 +20,27 @@ from ._model import Answer, Endpoint
 
 __all__ = ["Answer", "Fault", "FaultKind", "make_fault", "render_fault"]
 
-#: The kinds of fault :meth:`TwinneEmulator.inject` understands.
+#: The kinds of fault :meth:`TwinneEmulator.inject` understands, and their parameters:
+#:
+#: * ``"http_error"``: an HTML error page with ``status`` (default 500;
+#:   502, 503, 504, 429...) and an optional ``retry_after`` (seconds, or
+#:   an HTTP date as a string). ``after_processing=True`` lets the
+#:   request take effect first (default ``False``: a proxy answered).
+#: * ``"html"``: a PHP/DB error page with status 200.
+#:   ``after_processing`` as above.
+#: * ``"php_warning"``: the real answer with a PHP warning printed
+#:   before it (``text=`` to choose the warning).
+#: * ``"malformed_json"``: the real answer cut in half
+#:   (``after_processing``, default ``True``).
+#: * ``"oversized"``: the real answer padded with spaces to ``size``
+#:   bytes (default 2 MiB); ``chunked=True`` sends it without a
+#:   Content-Length.
+#: * ``"latency"``: wait ``delay`` seconds (real time), then answer
+#:   normally. The request takes effect even if the client gave up.
+#: * ``"drop"``: close the connection without an answer, or after
+#:   ``partial_headers=True`` half a status line and header. With
+#:   ``after_processing=True`` (the default) the request took effect
+#:   first: a dropped token exchange has spent its auth_key.
 FaultKind = Literal[
     "http_error", "html", "php_warning", "malformed_json", "oversized", "latency", "drop"
 ]
