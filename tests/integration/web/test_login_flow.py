@@ -13,12 +13,14 @@ from websupport import (
     NAVIGATE,
     Site,
     SiteFactory,
+    follow,
     log_in,
     plain_storage,
+    serving_sites,
     session_record,
 )
 
-from aiotwinne.testing import EmulatedUser, TwinneEmulator
+from aiotwinne.testing import SNGINE_VERSIONS, EmulatedUser, TwinneEmulator
 from aiotwinne.web._middleware import WAIT_AFTER_LOGIN, WAIT_FOR_OTHER_TAB
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -33,13 +35,27 @@ async def _start_login(visitor: aiohttp.ClientSession, site: Site, next_path: st
         return answer.headers["Location"]
 
 
+@pytest.mark.parametrize("sngine", SNGINE_VERSIONS)
 async def test_anonymous_navigation_logs_in_and_returns_to_the_page(
-    visitor: aiohttp.ClientSession, site: Site, emu: TwinneEmulator, user: EmulatedUser
+    visitor_factory: Callable[[], aiohttp.ClientSession], sngine: str
 ) -> None:
-    """A guarded page sends an anonymous visitor through Twinne and back to it."""
-    await log_in(visitor, site, emu, user)
-    assert emu.count("authorize") == 1
-    assert emu.count("user_info") == 1
+    """A guarded page sends an anonymous visitor through Twinne and back to it (every Sngine)."""
+    async with TwinneEmulator(sngine=sngine) as emu, serving_sites(emu) as site_factory:
+        user = emu.add_user(user_name="user1", user_firstname="Ada", user_lastname="Lovelace")
+        site = await site_factory()
+        visitor = visitor_factory()
+        visitor.cookie_jar.update_cookies(emu.sign_in(user))
+        emu.approve(user, site.app)
+        hops = await follow(visitor, site("/dashboard?tab=2"), headers=NAVIGATE)
+        assert [hop.status for hop in hops] == [302, 302, 303, 200]
+        assert str(hops[-1].url) == site("/dashboard?tab=2")
+        assert hops[-1].text == "dashboard:user1:Ada Lovelace"
+        assert emu.count("authorize") == 1
+        assert emu.count("user_info") == 1
+        emu.advance(3601)  # and again after the hour, silently
+        hops = await follow(visitor, site("/dashboard?tab=2"), headers=NAVIGATE)
+        assert [hop.status for hop in hops] == [302, 302, 303, 200]
+        assert emu.count("authorize") == 2
 
 
 async def test_guarded_pages_make_no_upstream_call_while_the_token_is_valid(

@@ -6,19 +6,21 @@ import asyncio
 from collections.abc import Callable
 
 import aiohttp
+import pytest
 from websupport import (
     JSON,
     LOGIN,
     NAVIGATE,
     Site,
     SiteFactory,
+    browse,
     log_in,
     plain_storage,
     serving_sites,
     session_record,
 )
 
-from aiotwinne.testing import TwinneEmulator
+from aiotwinne.testing import SNGINE_VERSIONS, EmulatedUser, TwinneEmulator
 
 
 async def test_expired_navigation_logs_in_again_silently(
@@ -180,3 +182,79 @@ async def test_anonymous_visitors_need_no_upstream_call(
     async with anonymous.get(site("/dashboard"), headers=JSON) as answer:
         assert answer.status == 401
     assert emu.count() == 0
+
+
+# -- expiry counts from when Twinne issued the token (issue 11, row 4; issue 10) -------
+
+
+async def test_a_token_handed_back_keeps_its_issue_time(
+    visitor: aiohttp.ClientSession,
+    site_factory: SiteFactory,
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+) -> None:
+    """Logging in again inside the token's hour: Twinne hands the same token back; no new hour."""
+    site = await site_factory(storage=plain_storage())
+    await log_in(visitor, site, emu, user)
+    first = session_record(visitor, site)["auth"]
+    emu.advance(1800)
+    end = await browse(visitor, site(f"{LOGIN}?next=/dashboard"))
+    assert end.text == "dashboard:user1:Ada Lovelace"
+    again = session_record(visitor, site)["auth"]
+    assert again["tk"] == first["tk"]  # Twinne handed back the token it issued
+    assert (again["iat"], again["exp"]) == (first["iat"], first["exp"])
+    emu.advance(1801)  # an hour after Twinne issued it
+    emu.reset_stats()
+    end = await browse(visitor, site("/dashboard"))
+    assert end.text == "dashboard:user1:Ada Lovelace"
+    assert emu.count("oauth") == emu.count("authorize") == 1  # a new login, not a page
+    assert session_record(visitor, site)["auth"]["tk"] != first["tk"]
+
+
+async def test_a_token_handed_back_in_its_last_seconds_is_used_until_it_dies(
+    visitor: aiohttp.ClientSession,
+    site_factory: SiteFactory,
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+) -> None:
+    """Re-logging in inside the leeway gets the same token: pages until its real end, no loop."""
+    site = await site_factory(storage=plain_storage())
+    await log_in(visitor, site, emu, user)
+    emu.advance(3600 - 10)  # inside the client's 30-second leeway: the guard re-logs in
+    emu.reset_stats()
+    end = await browse(visitor, site("/dashboard"))
+    assert end.text == "dashboard:user1:Ada Lovelace"
+    assert emu.count("authorize") == 1
+    for _ in range(3):
+        assert (await browse(visitor, site("/dashboard"))).status == 200
+    assert emu.count("authorize") == 1
+    emu.advance(11)  # Twinne's hour is over: one more login, a new token
+    assert (await browse(visitor, site("/dashboard"))).status == 200
+    assert emu.count("authorize") == 2
+
+
+@pytest.mark.parametrize("sngine", SNGINE_VERSIONS)
+async def test_the_stock_sixty_second_window_costs_one_silent_relogin(
+    visitor_factory: Callable[[], aiohttp.ClientSession], sngine: str
+) -> None:
+    """Sngine's own 60-second window (the client assumes an hour): fresh=True re-logs in once."""
+    async with (
+        TwinneEmulator(token_lifetime=60, sngine=sngine) as emu,
+        serving_sites(emu) as site_factory,
+    ):
+        user = emu.add_user(user_name="user1")
+        site = await site_factory(storage=plain_storage())
+        emu.approve(user, site.app)
+        visitor = visitor_factory()
+        visitor.cookie_jar.update_cookies(emu.sign_in(user))
+        assert (await browse(visitor, site("/fresh"))).text == "fresh:user1@example.com"
+        issued = session_record(visitor, site)["auth"]
+        emu.advance(30)  # a login inside the window gets the same token, and its issue time
+        assert (await browse(visitor, site(f"{LOGIN}?next=/fresh"))).status == 200
+        assert session_record(visitor, site)["auth"]["iat"] == issued["iat"]
+        emu.advance(31)  # 61 seconds after Twinne issued it
+        emu.reset_stats()
+        end = await browse(visitor, site("/fresh"))
+        assert end.text == "fresh:user1@example.com"
+        assert emu.count("oauth") == emu.count("authorize") == 1
+        assert emu.count("user_info") == 3  # refused, the callback's, the page's
