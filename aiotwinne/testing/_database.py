@@ -291,8 +291,7 @@ class Database:
 
     def disconnect(self, conn: Connection) -> None:
         """Delete the row: its key and token stop working."""
-        if self.connections.get((conn.user.id, conn.app.app_id)) is conn:
-            del self.connections[(conn.user.id, conn.app.app_id)]
+        self.connections.pop((conn.user.id, conn.app.app_id), None)
         self.set_auth_key(conn, None)
         self._unindex_token(conn)
         conn.access_token = None
@@ -388,7 +387,5 @@ class Database:
         session = self.sessions.get(session_id)
         if session is None:
             return None
-        user = self.users.get(session.user_id)
-        if user is None or user.deleted:
-            return None
-        return session, user
+        user = self.users[session.user_id]  # users are marked deleted, never removed
+        return None if user.deleted else (session, user)

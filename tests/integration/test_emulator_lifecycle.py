@@ -194,12 +194,16 @@ async def test_run_emulator_takes_the_version() -> None:
         run_emulator(port=0, users=1, sngine="3", on_ready=ready.put_nowait)
     )
     emu = await asyncio.wait_for(ready.get(), timeout=10)
+    silent = asyncio.ensure_future(run_emulator(port=0, users=1))  # no on_ready: still serves
     try:
         assert emu.sngine == "3"
+        await asyncio.sleep(0.05)
+        assert not silent.done()
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        for running in (task, silent):
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
 
 
 @pytest.mark.parametrize("version", SNGINE_VERSIONS)

@@ -520,6 +520,7 @@ def test_pictures_and_cover(site: Site) -> None:
 def test_cached_answers_follow_the_address(site: Site) -> None:
     """With cached bodies, a new base URL (the first start) is not served stale."""
     site.cache_bodies = True
+    assert site.base_url == BASE
     token = login(site, new_user(site))
     assert BASE.replace("/", "\\/").encode() in user_info(site, token).body
     site.base_url = "http://127.0.0.1:8080"
@@ -598,24 +599,29 @@ def test_compact_json_without_charset(site: Site) -> None:
 def test_27_bug_writes_the_new_token_everywhere() -> None:
     """Opted in on 2.x: a new token lands on every connection; it answers with the first user."""
     site = make_site("2", sngine27_token_bug=True)
+    app = app_of(site)
     alice, bob, carol = new_user(site), new_user(site), new_user(site)
     alice_token = login(site, alice)
-    bob_token = login(site, bob)
-    assert bob_token != alice_token
+    carol_row = site.db.connect(carol, app)  # approved, never exchanged: no token yet
+    shared = login(site, bob)
+    assert shared != alice_token
+    assert carol_row.access_token == shared
     assert body(user_info(site, alice_token)) == error(MESSAGES.INVALID_ACCESS_TOKEN)
-    assert body(user_info(site, bob_token))["user_info"]["user_id"] == str(alice.id)
-    # Alice's row goes: the shared token now finds the next row, Bob's.
-    alice_row = site.db.connection(alice, app_of(site))
+
+    def owner() -> str:
+        return str(body(user_info(site, shared))["user_info"]["user_id"])
+
+    assert owner() == str(alice.id)  # MySQL finds the first row
+    alice_row = site.db.connection(alice, app)
     assert alice_row is not None
     site.db.disconnect(alice_row)
-    assert body(user_info(site, bob_token))["user_info"]["user_id"] == str(bob.id)
-    # A row given its own token leaves the shared one with the others.
-    site.db.set_token(site.db.connect(carol, app_of(site)), "c" * 32, site.db.clock.now())
-    assert body(user_info(site, bob_token))["user_info"]["user_id"] == str(bob.id)
-    bob_row = site.db.connection(bob, app_of(site))
+    assert owner() == str(carol.id)  # the next row holding it
+    bob_row = site.db.connection(bob, app)
     assert bob_row is not None
-    site.db.set_token(bob_row, "b" * 32, site.db.clock.now())
-    assert body(user_info(site, bob_token)) == error(MESSAGES.INVALID_ACCESS_TOKEN)
+    site.db.set_token(bob_row, "b" * 32, site.db.clock.now())  # Bob's own: Carol keeps it
+    assert owner() == str(carol.id)
+    site.db.set_token(carol_row, "c" * 32, site.db.clock.now())  # nobody holds it now
+    assert body(user_info(site, shared)) == error(MESSAGES.INVALID_ACCESS_TOKEN)
 
 
 def test_27_bug_is_off_by_default_and_only_for_2x() -> None:
