@@ -149,7 +149,7 @@ class Database:
             raise ValueError(f"app_id {app.app_id!r} is already registered")
         self.apps[app.app_id] = app
         self._apps_by_number[number] = app
-        app.on_disabled = self.drop_connections
+        app._on_disabled = self.drop_connections
         return app
 
     def remove_app(self, app: EmulatedApp) -> None:
@@ -158,7 +158,7 @@ class Database:
             return
         del self.apps[app.app_id]
         del self._apps_by_number[int(app.app_id)]
-        app.on_disabled = None
+        app._on_disabled = None
         self.drop_connections(app)
 
     def find_app(self, app_id: str) -> EmulatedApp | None:

@@ -59,8 +59,8 @@ _BIRTHDATES: Final = ("1990-05-17", "1985-12-01", "0000-00-00", "2001-02-28", No
 def _enabled_changed(app: EmulatedApp, _: attrs.Attribute[bool], enabled: bool) -> bool:
     # Sngine has no "disabled app that keeps its tokens": turning an app off is
     # removing it, so its connections go at once (see EmulatedApp.enabled).
-    if not enabled and app.on_disabled is not None:
-        app.on_disabled(app)
+    if not enabled and app._on_disabled is not None:
+        app._on_disabled(app)
     return enabled
 
 
@@ -82,8 +82,6 @@ class EmulatedApp:
             it is set, every approval of it is deleted, so its auth_keys and
             tokens answer "invalid auth_key" / "invalid access_token". Setting
             it back to ``True`` brings the app back with no approvals.
-        on_disabled: Set by the emulator that holds the app: what turning
-            ``enabled`` off does. Not for users.
     """
 
     app_id: str
@@ -91,7 +89,8 @@ class EmulatedApp:
     name: str
     redirect_url: str
     enabled: bool = attrs.field(default=True, on_setattr=_enabled_changed)
-    on_disabled: Callable[[EmulatedApp], None] | None = attrs.field(
+    # Set by the database that holds the app: what turning `enabled` off does.
+    _on_disabled: Callable[[EmulatedApp], None] | None = attrs.field(
         default=None, init=False, repr=False
     )
 
