@@ -12,24 +12,22 @@ from types import ModuleType
 import aiohttp
 import pytest
 from aiohttp import web
-from websupport import LOGOUT, NAVIGATE, SAME_ORIGIN_POST, Site, require_binary, start_site
+from websupport import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LOGOUT,
+    NAVIGATE,
+    SAME_ORIGIN_POST,
+    Site,
+    require_binary,
+    start_site,
+)
 
 from aiotwinne import RetryPolicy, TwinneClient
 from aiotwinne.testing import EmulatedUser, TwinneEmulator
 
 ExampleFactory = Callable[..., Awaitable[Site]]
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "webapp.py"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _load_example() -> ModuleType:

@@ -62,6 +62,20 @@ SAME_ORIGIN_POST = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate
 JSON = {"Accept": "application/json"}
 
 
+#: Debian's Chromium, driven through Playwright's own driver.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 def _ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
@@ -230,10 +244,10 @@ async def serving_sites(
     """Both suites' ``site_factory``: start test sites wired to *emu*, clean them all up after.
 
     ``await factory(builder=build_app, emu_app=None, client=None, routes=None,
-    **setup_options)``: without *emu_app*, a new emulator app ``Site`` (with
-    *app_secret* when given); without *client*, one for that app that retries
-    without sleeping; the site runs on the emulator's clock; *routes* adds GET
-    handlers to the built app.
+    host="127.0.0.1", **setup_options)``: without *emu_app*, a new emulator app
+    ``Site`` (with *app_secret* when given); without *client*, one for that app
+    that retries without sleeping; the site runs on the emulator's clock;
+    *routes* adds GET handlers to the built app; *host* is where it listens.
     """
     runners: list[web.AppRunner] = []
 
@@ -243,6 +257,7 @@ async def serving_sites(
         emu_app: EmulatedApp | None = None,
         client: TwinneClient | None = None,
         routes: dict[str, Handler] | None = None,
+        host: str = "127.0.0.1",
         **options: Any,
     ) -> Site:
         target = emu_app if emu_app is not None else emu.add_app(name="Site", secret=app_secret)
@@ -257,7 +272,7 @@ async def serving_sites(
         app = builder(client, **options)
         for path, handler in (routes or {}).items():
             app.router.add_get(path, handler)
-        site = await start_site(app, target, client)
+        site = await start_site(app, target, client, host=host)
         runners.append(site.runner)
         return site
 
