@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from aiotwinne.web import safe_return_path
-from aiotwinne.web._http import auth_key_from_query, is_navigation, prefers_json
+from aiotwinne.web._http import (
+    auth_key_from_query,
+    from_this_site,
+    is_navigation,
+    prefers_json,
+    request_source,
+)
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::aiohttp.web_exceptions.NotAppKeyWarning:aiohttp_session"
@@ -185,3 +191,54 @@ def test_prefers_json(accept: str | None, expected: bool) -> None:
 def test_is_navigation(method: str, headers: dict[str, str], expected: bool) -> None:
     """Only a top-level GET/HEAD navigation may be redirected through a login."""
     assert is_navigation(method, CIMultiDict(headers)) is expected
+
+
+HOST = "shop.example:8443"
+
+
+@pytest.mark.parametrize(
+    ("headers", "source"),
+    [
+        ({"Sec-Fetch-Site": "same-origin"}, "same-origin"),
+        ({"Sec-Fetch-Site": "none"}, "none"),
+        ({"Sec-Fetch-Site": " Same-Origin "}, "same-origin"),
+        ({"Sec-Fetch-Site": "same-site"}, "cross-site"),
+        ({"Sec-Fetch-Site": "cross-site"}, "cross-site"),
+        ({"Sec-Fetch-Site": "something-new"}, "cross-site"),
+        # Fetch Metadata wins over whatever else the request says.
+        ({"Sec-Fetch-Site": "cross-site", "Referer": f"https://{HOST}/"}, "cross-site"),
+        ({"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example"}, "same-origin"),
+        # Older browsers: the Origin of a form post, else the Referer.
+        ({"Origin": f"https://{HOST}"}, "same-origin"),
+        ({"Origin": "https://SHOP.example:8443"}, "same-origin"),
+        ({"Origin": "https://shop.example"}, "cross-site"),  # another port: another origin
+        ({"Origin": "https://evil.example"}, "cross-site"),
+        ({"Origin": "null"}, "cross-site"),
+        ({"Origin": "null", "Referer": f"https://{HOST}/"}, "cross-site"),
+        ({"Referer": f"https://{HOST}/cart?x=1"}, "same-origin"),
+        ({"Referer": "https://evil.example/shop.example:8443"}, "cross-site"),
+        ({"Referer": f"https://{HOST}.evil.example/"}, "cross-site"),
+        ({"Referer": "not a url"}, "cross-site"),
+        ({}, "unknown"),
+        ({"Origin": "", "Referer": ""}, "unknown"),
+    ],
+)
+def test_request_source(headers: dict[str, str], source: str) -> None:
+    """Sec-Fetch-Site decides; then Origin, then Referer; with none of them: unknown."""
+    assert request_source(CIMultiDict(headers), HOST) == source
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Sec-Fetch-Site": "same-origin"}, True),
+        ({"Sec-Fetch-Site": "none"}, True),
+        ({"Referer": f"http://{HOST}/"}, True),
+        ({"Sec-Fetch-Site": "same-site"}, False),
+        ({"Sec-Fetch-Site": "cross-site"}, False),
+        ({}, False),
+    ],
+)
+def test_from_this_site(headers: dict[str, str], expected: bool) -> None:
+    """This site's pages and the user (typed URL, bookmark) count; unknown does not."""
+    assert from_this_site(CIMultiDict(headers), HOST) is expected

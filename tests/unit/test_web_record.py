@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
 from aiotwinne import AccessToken, UserInfo
+from aiotwinne.web import _record
 from aiotwinne.web._record import (
     MAX_PENDING_NEXT,
     PENDING_BUDGET,
+    SESSION_KEY,
     Pending,
+    Record,
+    SignedIn,
     add_pending,
     live_pending,
     read_auto,
@@ -212,3 +218,128 @@ def test_write_pending_and_auto_drop_empty_keys() -> None:
     assert read_auto(record) == 2
     assert read_auto({"auto": "2"}) == 0
     assert read_auto(None) == 0
+
+
+# -- expiry counts from when Twinne issued the token (issue 11, row 4) ---------------------
+
+
+def _held(token: str = "f" * 32, iat: float = 1000.0, exp: float = 4600.0) -> SignedIn:
+    return SignedIn(token, iat, exp, _user())
+
+
+def test_a_token_handed_back_keeps_its_issue_and_expiry_times() -> None:
+    """The session's own token, handed back by Twinne inside its window: no new hour."""
+    record = signed_in_record(_token(), _user(), now=2800.0, previous=_held(), leeway=30)
+    assert (record["iat"], record["exp"]) == (1000.0, 4600.0)
+
+
+def test_a_new_token_gets_a_lifetime_from_now() -> None:
+    """Another token value (a new one, or the previous login's was another): counted from now."""
+    record = signed_in_record(
+        _token(), _user(), now=2800.0, previous=_held(token="e" * 32), leeway=30
+    )
+    assert (record["iat"], record["exp"]) == (2800.0, 6400.0)
+
+
+def test_a_token_handed_back_in_its_last_seconds_lasts_to_its_real_end() -> None:
+    """Inside the guard's leeway: the expiry moves by the leeway, so pages last to the real end."""
+    record = signed_in_record(_token(), _user(), now=4590.0, previous=_held(), leeway=30)
+    assert record["iat"] == 1000.0
+    assert record["exp"] == 4630.0  # the guard subtracts 30: pages until 4600
+
+
+def test_a_token_handed_back_after_its_expiry_here_gets_a_lifetime_from_now() -> None:
+    """Past our expiry yet handed back: Twinne's window is longer; a new lifetime, never a loop."""
+    record = signed_in_record(_token(), _user(), now=5000.0, previous=_held(), leeway=30)
+    assert (record["iat"], record["exp"]) == (5000.0, 8600.0)
+
+
+# -- Record: the one owner of the layout ----------------------------------------------------
+
+
+class _Session(dict[str, object]):
+    """Enough of aiohttp_session.Session for Record: a mapping."""
+
+
+def test_record_is_a_copy_until_saved() -> None:
+    """Changes stay in the Record until save(): a refusal leaves the session as it was."""
+    session = _Session({SESSION_KEY: {"auto": 2}})
+    record = Record.of(session)  # type: ignore[arg-type]
+    record.auto = 0
+    record.add_pending(Pending.new(10.0, "/a"), now=10.0, ttl=600, cap=5, reuse_within=300)
+    assert session[SESSION_KEY] == {"auto": 2}
+    record.save(session)  # type: ignore[arg-type]
+    saved = session[SESSION_KEY]
+    assert isinstance(saved, dict)
+    assert "auto" not in saved
+    assert [p["next"] for p in saved["pending"]] == ["/a"]
+
+
+def test_a_login_keeps_the_pending_ones_and_the_login_held() -> None:
+    """Starting a login does not drop the login held (an abandoned login takes nothing away)."""
+    record = Record()
+    record.sign_in(_token(), _user(), now=100.0, previous=None, leeway=30)
+    record.add_pending(Pending.new(200.0, "/a"), now=200.0, ttl=600, cap=5, reuse_within=300)
+    held = record.signed_in()
+    assert held is not None
+    assert held.token == "f" * 32
+    assert [p.next for p in record.pending(now=200.0, ttl=600)] == ["/a"]
+    record.drop_login()
+    assert record.signed_in() is None
+
+
+def test_the_session_name_is_shared_until_a_login_completes() -> None:
+    """Tabs sending one session share its name; the session after a login gets a new one."""
+    record = Record()
+    assert record.login_key() is None  # a first visit: nothing to share
+    name = record.ensure_name()
+    assert record.ensure_name() == name
+    assert len(name) >= 22
+    same = Record({"b": name, "auth": {"whatever": 1}})
+    assert same.login_key() == record.login_key() == name
+    following = record.successor()
+    assert following.login_key() not in (None, name)
+    assert following.signed_in() is None
+    assert following.pending(now=0.0, ttl=600) == []
+
+
+@pytest.mark.parametrize(
+    "bad", [None, 12, "", "short", "x" * 65, "has space in it here", "é" * 22]
+)
+def test_a_malformed_session_name_counts_as_none(bad: object) -> None:
+    """A name that secrets.token_urlsafe() could not have written is ignored (and replaced)."""
+    record = Record({"b": bad})
+    assert record.login_key() is None
+    assert record.ensure_name() != bad
+
+
+def test_only_the_record_module_knows_the_session_layout() -> None:
+    """No other module of aiotwinne.web reads or writes the session's record or its keys."""
+    package = Path(_record.__file__).parent
+    offenders = []
+    layout_keys = {"auth", "pending", "auto", "b", "tk", "iat", "exp", "u", "m", "t", "r"}
+    for path in sorted(package.glob("*.py")):
+        if path.name in ("_record.py", "__init__.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == "SESSION_KEY":
+                offenders.append(f"{path.name}:{node.lineno}: SESSION_KEY")
+            if (
+                isinstance(node, ast.Subscript)
+                and isinstance(node.slice, ast.Constant)
+                and node.slice.value in layout_keys
+            ):
+                offenders.append(f"{path.name}:{node.lineno}: [{node.slice.value!r}]")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("get", "pop", "setdefault")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value in layout_keys
+            ):
+                offenders.append(
+                    f"{path.name}:{node.lineno}: .{node.func.attr}({node.args[0].value!r})"
+                )
+    assert offenders == []
