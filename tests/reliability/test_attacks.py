@@ -5,6 +5,7 @@ Each test counts what got through; the target is always 0.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -14,12 +15,24 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
-from relsupport import Figures, SecretWatch, start_redis
-from websupport import CALLBACK, JSON, LOGIN, LOGOUT, NAVIGATE, Site, follow, free_port
+from relsupport import Figures, SecretWatch, scaled, start_redis
+from websupport import (
+    CALLBACK,
+    JSON,
+    LOGIN,
+    LOGOUT,
+    NAVIGATE,
+    SAME_ORIGIN_POST,
+    Site,
+    browse,
+    follow,
+    free_port,
+)
 from yarl import URL
 
 from aiotwinne.testing import EmulatedUser, TwinneEmulator
 from aiotwinne.web import DEFAULT_COOKIE_NAME, cookie_storage, redis_storage
+from aiotwinne.web._middleware import WAIT_AFTER_LOGIN, WAIT_FOR_OTHER_TAB
 
 SiteFactory = Callable[..., Any]
 Browser = Callable[[], aiohttp.ClientSession]
@@ -28,7 +41,9 @@ KEY = "0123456789abcdef0123456789abcdef"
 
 async def _start_login(browser: aiohttp.ClientSession, site: Site, next_path: str = "/") -> None:
     """Open the login route without following Twinne: the session now holds a pending login."""
-    async with browser.get(site(f"{LOGIN}?next={next_path}"), allow_redirects=False) as answer:
+    async with browser.get(
+        site(f"{LOGIN}?next={next_path}"), headers=NAVIGATE, allow_redirects=False
+    ) as answer:
         assert answer.status == 302
 
 
@@ -101,6 +116,8 @@ async def test_forged_callbacks_are_refused_before_twinne_is_called(
     status, _ = await _callback(browser, site, f"auth_key={emu.authorize(user, site.app)}")
     assert status == 303
     completed = emu.count("authorize")
+    # Later than the few seconds in which it would pass for the same browser's other tab.
+    emu.advance(WAIT_AFTER_LOGIN)
     replay = twinne_browser()
     replay.cookie_jar.update_cookies(before)
     status, text = await _callback(replay, site, f"auth_key={emu.authorize(user, site.app)}")
@@ -287,6 +304,9 @@ async def test_a_planted_session_never_carries_the_login(
         assert answer.status == 302
     existing = _session_cookie(attacker, site)
     assert existing is not None
+    # (A victim sending that session within seconds would wait for the
+    # attacker's login as for another tab's, then log in on its own.)
+    emu.advance(WAIT_FOR_OTHER_TAB)
     fixated = 0
     for planted in (existing, "attacker-made-up-session-id"):
         victim = twinne_browser()
@@ -326,7 +346,9 @@ async def test_a_cookie_copied_before_logout_stops_working_in_redis_at_once(
     copied = _session_cookie(browser, site)
     assert copied is not None
     assert await _guarded_json(site, copied) == 200
-    async with browser.post(site(LOGOUT), allow_redirects=False) as answer:
+    async with browser.post(
+        site(LOGOUT), headers=SAME_ORIGIN_POST, allow_redirects=False
+    ) as answer:
         assert answer.status == 303
     status = await _guarded_json(site, copied)
     assert status == 401
@@ -352,7 +374,9 @@ async def test_a_cookie_copied_before_logout_lasts_until_token_expiry_or_max_age
     assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
     copied = _session_cookie(browser, site)
     assert copied is not None
-    async with browser.post(site(LOGOUT), allow_redirects=False) as answer:
+    async with browser.post(
+        site(LOGOUT), headers=SAME_ORIGIN_POST, allow_redirects=False
+    ) as answer:
         assert answer.status == 303
     right_after = await _guarded_json(site, copied)
     # A stateless cookie cannot be revoked: the copy still works (documented)...
@@ -415,3 +439,178 @@ async def test_provider_error_text_is_escaped_on_our_pages(
         unescaped += "<img" in text and headers is NAVIGATE
     assert unescaped == 0
     figures.record("Provider error text on our pages", **{"unescaped markup shown": unescaped})
+
+
+# -- login CSRF and cross-site logout (issue 11, rows 1-2) ----------------------------------
+
+EVIL = "http://127.0.0.2:8000"
+#: How another site's page sends a browser here: Fetch Metadata as current
+#: browsers send it, an older browser's Referer, or nothing at all.
+NAVIGATION_SIGNALS = {
+    "Sec-Fetch-Site: cross-site": {"Sec-Fetch-Site": "cross-site"},
+    "Sec-Fetch-Site: same-site": {"Sec-Fetch-Site": "same-site"},
+    "old browser, foreign Referer": {"Referer": EVIL + "/"},
+    "old browser, no Referer": {},
+}
+#: The same for another site's form post to the logout route.
+POST_SIGNALS = {
+    "Sec-Fetch-Site: cross-site": {"Sec-Fetch-Site": "cross-site", "Origin": EVIL},
+    "old browser, foreign Origin": {"Origin": EVIL},
+    "opaque Origin": {"Origin": "null"},
+    "old browser, foreign Referer": {"Referer": EVIL + "/"},
+    "nothing": {},
+}
+#: Every way in that could start a login: the login route and guarded pages of each kind.
+LOGIN_TARGETS = [
+    f"{LOGIN}?next=/dashboard",
+    "/dashboard",
+    "/settings",
+    "/account/home",
+    "/explicit?guard=1",
+    "/fresh",
+]
+_NAVIGATE_ONLY = {k: v for k, v in NAVIGATE.items() if k != "Sec-Fetch-Site"}
+
+
+def _has_set_cookie(answer: aiohttp.ClientResponse) -> bool:
+    return "Set-Cookie" in answer.headers
+
+
+async def test_another_site_cannot_start_a_login_or_end_one(
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+    site_factory: SiteFactory,
+    twinne_browser: Browser,
+    watch: SecretWatch,
+    figures: Figures,
+) -> None:
+    """Every way in x every signal x anonymous/signed-in/expired victims: nothing moves."""
+    site = await site_factory()
+    mallory = emu.add_user(user_name="mallory")
+    emu.approve(mallory, site.app)
+    emu.approve(user, site.app)
+    tried = set_cookies = logins_started = as_attacker = sessions_changed = exchanges = 0
+    for state in ("anonymous", "signed in", "expired"):
+        for signals in (NAVIGATION_SIGNALS, POST_SIGNALS):
+            for signal in signals.values():
+                victim = twinne_browser()
+                if state != "anonymous":
+                    hops = await follow(victim, site("/dashboard"), headers=NAVIGATE)
+                    assert hops[-1].status == 200
+                if state == "expired":
+                    emu.advance(3601)
+                before = _session_cookie(victim, site)
+                exchanged = emu.count("authorize")
+                if signals is NAVIGATION_SIGNALS:
+                    key = emu.authorize(mallory, site.app)
+                    for target in [*LOGIN_TARGETS, f"{CALLBACK}?auth_key={key}", LOGOUT]:
+                        async with victim.get(
+                            site(target),
+                            headers={**_NAVIGATE_ONLY, **signal},
+                            allow_redirects=False,
+                        ) as answer:
+                            tried += 1
+                            set_cookies += _has_set_cookie(answer)
+                            logins_started += answer.status == 302
+                            as_attacker += answer.status == 303
+                            watch.page(await answer.text())
+                else:
+                    async with victim.post(
+                        site(LOGOUT), headers=signal, allow_redirects=False
+                    ) as answer:
+                        tried += 1
+                        set_cookies += _has_set_cookie(answer)
+                        sessions_changed += answer.status != 403
+                        watch.page(await answer.text())
+                exchanges += emu.count("authorize") - exchanged
+                sessions_changed += _session_cookie(victim, site) != before
+    moved = (set_cookies, logins_started, as_attacker, sessions_changed, exchanges)
+    assert moved == (0, 0, 0, 0, 0)
+    figures.record(
+        "Login CSRF and cross-site logout",
+        **{
+            "requests from another site (or saying nothing)": tried,
+            "answers with Set-Cookie": set_cookies,
+            "logins started (redirects to Twinne)": logins_started,
+            "victims signed in as the attacker": as_attacker,
+            "sessions changed or ended": sessions_changed,
+            "auth_keys exchanged": exchanges,
+            "signals tried": ", ".join([*NAVIGATION_SIGNALS, *POST_SIGNALS]),
+        },
+    )
+
+
+# -- tabs at once, and handed-back tokens (issue 11, rows 3-4) ---------------------------------
+
+
+async def test_tabs_of_one_browser_re_log_in_at_once_without_an_error(
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+    site_factory: SiteFactory,
+    twinne_browser: Browser,
+    watch: SecretWatch,
+    figures: Figures,
+) -> None:
+    """Tabs reloading together after the hour, again and again: every tab on its page."""
+    site = await site_factory()
+    emu.approve(user, site.app)
+    browser = twinne_browser()
+    assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+    tabs = scaled(10, 50)
+    rounds = scaled(3, 10)
+    landed = wrong = errors = 0
+    exchanges_before = emu.count("authorize")
+    for _ in range(rounds):
+        emu.advance(3601)
+        ends = await asyncio.gather(
+            *(browse(browser, site(f"/dashboard?tab={i}")) for i in range(tabs))
+        )
+        for i, end in enumerate(ends):
+            watch.page(end.text)
+            errors += end.status != 200
+            wrong += str(end.url) != site(f"/dashboard?tab={i}")
+            landed += end.text == "dashboard:user1:Ada Lovelace"
+    exchanges = emu.count("authorize") - exchanges_before
+    assert (errors, wrong, landed) == (0, 0, tabs * rounds)
+    assert exchanges == rounds
+    figures.record(
+        "Tabs re-logging in at once (one browser)",
+        **{
+            "tabs x hours": f"{tabs} x {rounds}",
+            "tabs on their own page": landed,
+            "error pages": errors,
+            "tabs on another tab's page": wrong,
+            "exchanges (one per hour)": exchanges,
+        },
+    )
+
+
+async def test_a_handed_back_token_never_gets_a_new_hour(
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+    site_factory: SiteFactory,
+    twinne_browser: Browser,
+    figures: Figures,
+) -> None:
+    """Re-logins inside the token's window: no page is served past Twinne's expiry of it."""
+    site = await site_factory()
+    emu.approve(user, site.app)
+    browser = twinne_browser()
+    assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+    relogins = scaled(10, 50)
+    for _ in range(relogins):
+        emu.advance(3500 / relogins)
+        end = await browse(browser, site(f"{LOGIN}?next=/dashboard"))
+        assert end.text.startswith("dashboard:user1")
+    emu.advance(101)  # Twinne's hour is over
+    served_past_expiry = 0
+    async with browser.get(site("/dashboard"), headers=NAVIGATE, allow_redirects=False) as answer:
+        served_past_expiry += answer.status == 200
+    assert served_past_expiry == 0
+    figures.record(
+        "Handed-back tokens",
+        **{
+            "re-logins inside the token's hour": relogins,
+            "pages served past Twinne's expiry": served_past_expiry,
+        },
+    )
