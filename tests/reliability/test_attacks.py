@@ -12,8 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import aiohttp_session
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
+from bearersupport import bearer, own_token, token_routes
 from cryptography.fernet import Fernet
 from relsupport import Figures, SecretWatch, scaled, start_redis
 from websupport import (
@@ -31,7 +34,7 @@ from websupport import (
 from yarl import URL
 
 from aiotwinne.testing import EmulatedUser, TwinneEmulator
-from aiotwinne.web import DEFAULT_COOKIE_NAME, cookie_storage, redis_storage
+from aiotwinne.web import DEFAULT_COOKIE_NAME, cookie_storage, redis_storage, setup
 from aiotwinne.web._middleware import WAIT_AFTER_LOGIN, WAIT_FOR_OTHER_TAB
 
 SiteFactory = Callable[..., Any]
@@ -612,5 +615,58 @@ async def test_a_handed_back_token_never_gets_a_new_hour(
         **{
             "re-logins inside the token's hour": relogins,
             "pages served past Twinne's expiry": served_past_expiry,
+        },
+    )
+
+
+# -- Bearer tokens and unauthenticated sessions (issue 11, rows 5-7) -----------------------------
+
+
+async def test_bearer_mode_takes_only_this_sites_tokens_and_junk_evicts_none(
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+    site_factory: SiteFactory,
+    twinne_browser: Browser,
+    figures: Figures,
+) -> None:
+    """Another app's token, a token this site never obtained, a flood of junk: none accepted."""
+    site = await site_factory(routes=token_routes())
+    emu.approve(user, site.app)
+    own = await own_token(twinne_browser(), site, emu, user)
+    other_app = emu.add_app(name="Another app")
+    foreign = {
+        "another app's token for the same user": emu.issue_token(user, other_app),
+        "this app's token, not from this site's callback": emu.issue_token(
+            emu.add_user(user_name="someone"), site.app
+        ),
+    }
+    api = twinne_browser()
+    accepted = 0
+    for token in foreign.values():
+        async with api.get(site("/api/me"), headers=bearer(token)) as answer:
+            accepted += answer.status == 200
+    junk = scaled(500, 20_000)
+    junk_accepted = 0
+    for i in range(junk):
+        async with api.get(site("/api/me"), headers=bearer(f"{i:032x}")) as answer:
+            junk_accepted += answer.status == 200
+    emu.reset_stats()
+    async with api.get(site("/api/me"), headers=bearer(own)) as answer:
+        own_ok = answer.status == 200
+    upstream_for_own = emu.count("user_info")
+    assert (accepted, junk_accepted, own_ok, upstream_for_own) == (0, 0, True, 0)
+    plain = web.Application()
+    aiohttp_session.setup(plain, aiohttp_session.SimpleCookieStorage(samesite="Lax", max_age=60))
+    with pytest.raises(ValueError, match="plain JSON in the cookie"):
+        setup(plain, site.client, secure_cookies=False)
+    figures.record(
+        "Bearer tokens and session storages",
+        **{
+            "foreign tokens accepted": accepted,
+            "foreign kinds tried": ", ".join(foreign),
+            "junk tokens sent": junk,
+            "junk tokens accepted": junk_accepted,
+            "upstream calls for this site's token after the junk": upstream_for_own,
+            "setup() with an unauthenticated cookie storage": "refused",
         },
     )
