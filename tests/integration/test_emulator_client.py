@@ -21,9 +21,16 @@ from aiotwinne import (
     TwinneClient,
     UserNotFoundError,
 )
-from aiotwinne.testing import ClientFactory, TwinneEmulator
+from aiotwinne.testing import SNGINE_VERSIONS, ClientFactory, TwinneEmulator
 
 pytest_plugins = ["aiotwinne.testing.pytest_plugin"]
+
+
+@pytest.fixture(params=SNGINE_VERSIONS, ids=lambda v: f"sngine{v}")
+def twinne_sngine(request: pytest.FixtureRequest) -> str:
+    """Every test here runs against each Sngine version (overrides the plugin's fixture)."""
+    version: str = request.param
+    return version
 
 
 async def test_full_login_flow_through_the_pages(
