@@ -37,6 +37,11 @@ __all__ = ["SITES", "login_cookie", "run"]
 #: The sites, as named in the results.
 SITES: Final = ("bare", "session", "guarded")
 _PATH: Final = "/page"
+_TYPED_URL: Final = {
+    "Sec-Fetch-Site": "none",
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Dest": "document",
+}
 
 
 async def login_cookie(site: str, emulator: UpstreamProcess, app_id: str) -> str:
@@ -51,7 +56,9 @@ async def login_cookie(site: str, emulator: UpstreamProcess, app_id: str) -> str
     jar = aiohttp.CookieJar(unsafe=True)  # cookies of 127.0.0.1 are refused by default
     jar.update_cookies(browser["cookies"], URL(emulator.base_url))
     async with aiohttp.ClientSession(cookie_jar=jar) as browser_session:
-        async with browser_session.get(site + _PATH) as resp:
+        # A typed URL, as a browser marks it: a login starts only from this site
+        # or from the user (aiotwinne.web answers other navigations with a button).
+        async with browser_session.get(site + _PATH, headers=_TYPED_URL) as resp:
             if resp.status != 200 or await resp.text() != PAGE:
                 raise RuntimeError(f"the login did not end on the page: HTTP {resp.status}")
             if len(resp.history) < 3:
