@@ -20,6 +20,7 @@ from yarl import URL
 
 from aiotwinne.testing import TwinneEmulator
 from aiotwinne.web import DEFAULT_COOKIE_NAME, cookie_storage
+from aiotwinne.web._middleware import WAIT_FOR_OTHER_TAB
 
 BROWSER_LIMIT = 4096  # name + value, as browsers count it (RFC 6265 section 6.1)
 
@@ -59,6 +60,8 @@ async def test_session_cookies_stay_under_the_browser_limit_with_long_return_pat
     tabs = [f"/dashboard?tab={n}&q=" + "x" * 480 for n in range(4)]
     tabs.append("/settings?q=" + "y" * 2000)
     for path in tabs:
+        # Seconds apart, each still at Twinne's pages: no tab waits for another's login.
+        emu.advance(WAIT_FOR_OTHER_TAB)
         assert (await get(path)).status == 302
     # Twinne sends each tab back with a key; every callback still finds a pending login.
     completed = 0

@@ -9,7 +9,7 @@ from collections import Counter
 
 import aiohttp
 from relsupport import Figures, Sampler, SecretWatch, open_fds, scaled
-from websupport import CALLBACK, LOGIN, build_app, start_site
+from websupport import CALLBACK, LOGIN, NAVIGATE, build_app, start_site
 
 from aiotwinne import RetryPolicy, TwinneClient
 from aiotwinne.testing import TwinneEmulator
@@ -49,7 +49,9 @@ async def test_concurrent_callbacks_stay_within_the_pool_and_leave_nothing_open(
     try:
 
         async def start(browser: aiohttp.ClientSession) -> None:
-            async with browser.get(site(f"{LOGIN}?next=/dashboard"), allow_redirects=False) as r:
+            async with browser.get(
+                site(f"{LOGIN}?next=/dashboard"), headers=NAVIGATE, allow_redirects=False
+            ) as r:
                 assert r.status == 302
 
         await asyncio.gather(*(start(browser) for browser in browsers))

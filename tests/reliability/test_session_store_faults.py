@@ -209,9 +209,10 @@ async def test_a_cookie_that_does_not_decrypt_means_logged_out_and_a_fresh_login
     statuses = [hop.status for hop in hops]
 
     assert 500 not in [json_status, *statuses]
-    if how.startswith("valid"):
+    if how.startswith("valid") and morsel.value.endswith("="):
         # Fernet ignores what follows a token's base64 padding: still the same,
         # authenticated session (nothing was forged; the HMAC still covers it all).
+        # (A token whose length needs no padding takes the junk in: logged out.)
         assert json_status == 200
         assert statuses == [200]
     else:
@@ -261,7 +262,9 @@ async def test_redis_dying_mid_request_gives_503_not_500(
     try:
         site = await site_factory(storage=redis_storage(redis, secure=False))
         browser = twinne_browser()
-        async with browser.get(site(f"{LOGIN}?next=/dashboard"), allow_redirects=False) as answer:
+        async with browser.get(
+            site(f"{LOGIN}?next=/dashboard"), headers=NAVIGATE, allow_redirects=False
+        ) as answer:
             assert answer.status == 302
         key = emu.authorize(user, site.app)
         emu.inject("latency", endpoint="authorize", delay=0.3)
