@@ -27,6 +27,7 @@ __all__ = [
     "ProfileResult",
     "UserInfo",
     "user_info_from_wire",
+    "user_info_to_json",
     "user_info_to_wire",
 ]
 
@@ -531,3 +532,30 @@ def user_info_to_wire(user: UserInfo) -> dict[str, Any]:
     wire: dict[str, Any] = _unstructure_user(user)
     wire.update(user.extra)
     return wire
+
+
+def user_info_to_json(user: UserInfo) -> dict[str, Any]:
+    """Turn a :class:`UserInfo` into plain JSON values, keeping the model's types.
+
+    Unlike :func:`user_info_to_wire`, which gives back Twinne's strings, this is
+    the model as JSON: keys are the field names (``id``, ``username``,
+    ``first_name``...), numbers stay numbers and booleans booleans, dates and
+    times are ISO 8601 text, and ``extra`` holds the wire keys the model does
+    not map, as sent. The result goes straight into :func:`json.dumps`; it is
+    what ``aiotwinne me`` and ``aiotwinne profiles`` print.
+
+    Example:
+        >>> user = UserInfo(id=7, username="ada", birthdate=dt.date(1990, 5, 17))
+        >>> data = user_info_to_json(user)
+        >>> data["id"], data["birthdate"], data["verified"], data["extra"]
+        (7, '1990-05-17', False, {})
+    """
+    out: dict[str, Any] = {}
+    for field in attrs.fields(UserInfo):
+        value = getattr(user, field.name)
+        if isinstance(value, (dt.date, dt.datetime)):  # a datetime is a date too
+            value = value.isoformat()
+        elif isinstance(value, Mapping):  # extra: a read-only view, not JSON-able as is
+            value = dict(value)
+        out[field.name] = value
+    return out
