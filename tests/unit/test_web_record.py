@@ -11,6 +11,7 @@ import pytest
 
 from aiotwinne import AccessToken, UserInfo
 from aiotwinne.web import _record
+from aiotwinne.web._middleware import WAIT_AFTER_LOGIN, WAIT_FOR_OTHER_TAB, LoginsInFlight
 from aiotwinne.web._record import (
     MAX_PENDING_NEXT,
     PENDING_BUDGET,
@@ -343,3 +344,44 @@ def test_only_the_record_module_knows_the_session_layout() -> None:
                     f"{path.name}:{node.lineno}: .{node.func.attr}({node.args[0].value!r})"
                 )
     assert offenders == []
+
+
+# -- logins in flight, keyed by the record's name -----------------------------------------
+
+
+def test_tabs_wait_while_a_login_is_in_flight_and_just_after() -> None:
+    """A started login makes other tabs wait 4 s at most; a completed one 3 s more."""
+    logins = LoginsInFlight()
+    assert not logins.should_wait("s", 100.0)
+    logins.start("s", 100.0)
+    assert logins.should_wait("s", 100.0)
+    assert logins.should_wait("s", 100.0 + WAIT_FOR_OTHER_TAB - 0.01)
+    assert not logins.should_wait("s", 100.0 + WAIT_FOR_OTHER_TAB)  # then each tab goes
+    assert not logins.should_wait("other session", 100.5)
+    logins.finish("s", 101.0)
+    assert logins.should_wait("s", 101.0 + WAIT_AFTER_LOGIN - 0.01)
+    assert not logins.should_wait("s", 101.0 + WAIT_AFTER_LOGIN)
+
+
+def test_another_login_since_a_pending_one() -> None:
+    """A later start or any finish since a login began means another tab took over."""
+    logins = LoginsInFlight()
+    logins.start("s", 100.0)
+    assert not logins.other_since("s", 100.0)  # only this login itself
+    logins.start("s", 100.5)
+    assert logins.other_since("s", 100.0)
+    logins.finish("s", 101.0)
+    assert logins.other_since("s", 100.0)
+    assert not logins.other_since("s", 102.0)
+
+
+def test_logins_in_flight_forget_old_and_surplus_entries() -> None:
+    """Entries older than a minute go, and at most 10,000 sessions are remembered."""
+    logins = LoginsInFlight()
+    logins.start("old", 0.0)
+    logins.start("new", 61.0)
+    assert not logins.other_since("old", -1.0)
+    for i in range(10_050):
+        logins.start(f"s{i}", 100.0)
+    assert not logins.other_since("s0", 99.0)
+    assert logins.other_since("s10049", 99.0)
