@@ -47,8 +47,10 @@ the victim's own login is in flight (between a click here and Twinne's
 answer) signs the victim in as the attacker. What limits it: a pending login
 exists only after a navigation of this site's or the user's own; it lives
 ``pending_ttl`` seconds at most; the first callback consumes it, so the
-victim's own callback then fails visibly; and a silent re-login is in flight
-for a few hundred milliseconds, at a moment the attacker does not see.
+victim's own callback then fails visibly (unless the two cross within a few
+seconds: the second is then taken for another tab's and sent to its page);
+and a silent re-login is in flight for a few hundred milliseconds, at a
+moment the attacker does not see.
 """
 
 from __future__ import annotations
