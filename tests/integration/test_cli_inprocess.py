@@ -10,6 +10,7 @@ import asyncio
 import errno
 import json
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import aiohttp
 import pytest
 
 from aiotwinne import cli
+from aiotwinne.cli import _browser
 
 NOWHERE = "http://127.0.0.1:9"
 
@@ -155,13 +157,17 @@ def test_demo_on_a_busy_port_exits_2(busy_port: int, capsys: pytest.CaptureFixtu
     assert "cannot listen" in error_line(capsys)
 
 
-def test_demo_without_a_source_checkout_says_so(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_demo_without_the_web_extra_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Installed from a wheel (no examples/webapp.py), the demo explains in one line."""
-    monkeypatch.setattr(cli, "_WEBAPP", tmp_path / "examples" / "webapp.py")
+    """Installed without aiohttp-session (no 'web' extra), the demo explains in one line."""
+    monkeypatch.setitem(sys.modules, "aiohttp_session", None)  # what a missing package does
+    monkeypatch.delitem(sys.modules, "aiotwinne.cli._site", raising=False)
+    monkeypatch.delattr(cli, "_site", raising=False)
     assert cli.main(["demo"]) == 2
-    assert "needs examples/webapp.py from a source checkout" in error_line(capsys)
+    line = error_line(capsys)
+    assert "the demo site needs the 'web' extra (pip install 'aiotwinne[web,cli]')" in line
+    assert "aiohttp_session" in line
 
 
 @pytest.mark.parametrize(
@@ -316,6 +322,6 @@ def test_a_connection_error_outside_the_client_is_one_redacted_line_and_exit_3(
     async def broken(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(cli._Story, "_navigate", broken)
+    monkeypatch.setattr(_browser.Browser, "_navigate", broken)
     assert cli.main(["demo", "--count", "1"]) == 3
     assert error_line(capsys) == f"aiotwinne: error: {message}"

@@ -8,7 +8,8 @@ import logging
 import aiohttp
 import pytest
 
-from aiotwinne import HTTPStatusError, TwinneClient, cli
+from aiotwinne import HTTPStatusError, TwinneClient
+from aiotwinne.cli import _emulator, _parser
 from aiotwinne.testing import SNGINE_VERSIONS, EmulatorFactory, TwinneEmulator, run_emulator
 
 pytest_plugins = ["aiotwinne.testing.pytest_plugin"]
@@ -209,7 +210,7 @@ async def test_run_emulator_takes_the_version() -> None:
 @pytest.mark.parametrize("version", SNGINE_VERSIONS)
 def test_cli_offers_every_version(version: str) -> None:
     """``aiotwinne emulator --sngine`` takes exactly SNGINE_VERSIONS, the newest by default."""
-    parser = cli._build_parser()
+    parser = _parser.build_parser()
     assert parser.parse_args(["emulator", "--sngine", version]).sngine == version
     assert parser.parse_args(["emulator"]).sngine == SNGINE_VERSIONS[-1]
-    assert cli._SNGINE_VERSIONS == SNGINE_VERSIONS
+    assert _emulator.SNGINE_VERSIONS == SNGINE_VERSIONS
