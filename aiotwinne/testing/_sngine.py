@@ -16,7 +16,8 @@ What differs by version (``"2"``, ``"3"``, ``"4"``):
   and always the default picture on 2.x/3.x (a server bug).
 
 Everything else is common: the order of checks, MySQL lookups, the token
-window for expiry and reuse, routing, ``[]`` for a deleted user, compact JSON.
+window for expiry and reuse, routing, ``[]`` for a deleted user, compact JSON,
+and a drawn placeholder (:mod:`._picture`) for every picture URL it sends.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from urllib.parse import quote
 import attrs
 
 from .._protocol import AUTHORIZE_PATH, MESSAGES, OAUTH_PATH, USER_INFO_PATH
-from . import _pages
+from . import _pages, _picture
 from ._database import Clock, Database, Session, new_secret
 from ._model import Answer, Connection, EmulatedApp, EmulatedUser, Endpoint, php_json
 
@@ -67,6 +68,13 @@ _API_NAMES: Final[Mapping[str, Endpoint]] = {
     AUTHORIZE_PATH.rsplit("/", 1)[1]: "authorize",
     USER_INFO_PATH.rsplit("/", 1)[1]: "user_info",
 }
+# Files Apache serves before api.php's rules: the uploads folder (pictures only:
+# the emulator draws them, see _picture) and the theme's default pictures.
+_UPLOADS: Final = "/content/uploads/"
+_IMAGE_SUFFIXES: Final = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+_DEFAULT_PICTURE: Final = re.compile(
+    r"/content/themes/default/images/blank_profile(?:_male|_female)?\.png"
+)
 # PHP's trim() plus the non-breaking space Sngine's is_empty() turns into one.
 _PHP_BLANK: Final = " \t\n\r\0\x0b\xa0"
 # Browsers drop these anywhere in a URL (WHATWG URL parser), so "/\t/x" is "//x".
@@ -219,6 +227,8 @@ class Site:
             "authorize": self._authorize,
             "user_info": self._user_info,
             "api": self._unknown_api,
+            "picture": self._picture,
+            "default_picture": self._picture,
             "missing": self._not_found,
         }
 
@@ -244,6 +254,10 @@ class Site:
             return "login", path[1:]
         if path == "/callback":
             return "other", "callback"
+        if _DEFAULT_PICTURE.fullmatch(path):
+            return "other", "default_picture"
+        if path.startswith(_UPLOADS) and path.lower().endswith(_IMAGE_SUFFIXES):
+            return "other", "picture"
         match = _API_ROUTE.fullmatch(path)
         if match is None:
             # /api/, /api/a/b and anything unknown: the site's HTML 404.
@@ -435,6 +449,15 @@ class Site:
         links = [(app.name, self.login_url(app)) for app in apps]
         username = signed_in[1].username if signed_in else None
         return _html(_pages.home_page(username=username, app_links=links))
+
+    def _picture(self, request: SiteRequest) -> Answer:
+        # A static file: GET and HEAD only, the same bytes for the same path.
+        if request.method not in ("GET", "HEAD"):
+            return _html(_pages.error_page("Method not allowed."), 405, Allow="GET, HEAD")
+        default = _DEFAULT_PICTURE.fullmatch(request.path) is not None
+        body = _picture.placeholder_png(request.path, default=default)
+        headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+        return Answer(200, body, _picture.PNG_TYPE, headers)
 
     def _not_found(self, request: SiteRequest) -> Answer:
         return _html(_pages.not_found_page(), 404)
