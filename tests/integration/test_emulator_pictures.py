@@ -23,7 +23,7 @@ DEFAULT_PICTURES = (
 def png_pixels(body: bytes) -> tuple[int, int, bytes]:
     """Width, height and the decompressed scanlines of a PNG, checking every chunk's CRC."""
     assert body.startswith(b"\x89PNG\r\n\x1a\n")
-    offset, chunks = 8, {}
+    offset, chunks = 8, dict[bytes, bytes]()
     while offset < len(body):
         (length,) = struct.unpack(">I", body[offset : offset + 4])
         kind = body[offset + 4 : offset + 8]
