@@ -5,6 +5,11 @@ aiohttp server with faults and counters in :mod:`._server`; this class wires
 them together and keeps one small, stable API. It imports only the
 protocol's *constants*: it is the other side of the wire, so it must not
 share the client's parser.
+
+Why this module is long: it is one class, the emulator's whole public API
+(some 45 short methods for apps, users, tokens, the clock, faults and
+counters, each with its docstring); the logic behind them lives in the
+modules above, and splitting the class would scatter one API over files.
 """
 
 from __future__ import annotations
