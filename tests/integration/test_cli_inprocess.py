@@ -157,6 +157,32 @@ def test_demo_on_a_busy_port_exits_2(busy_port: int, capsys: pytest.CaptureFixtu
     assert "cannot listen" in error_line(capsys)
 
 
+def test_demo_on_a_busy_site_port_exits_2(
+    busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo site's port in use (after the emulator started): one line, exit 2."""
+    assert cli.main(["demo", "--port", str(busy_port), "--count", "1"]) == 2
+    assert f"cannot listen on 127.0.0.1:{busy_port}" in error_line(capsys)
+
+
+# The demo's site runs in this process: aiohttp-session 2.12's string request keys
+# warn on aiohttp 3.14 (see pyproject.toml), and -W error on the command line
+# outranks the ini setting.
+@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning:aiohttp_session")
+def test_a_story_that_goes_wrong_names_the_step_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A page that lacks what the story needs (here the profile link): exit 1, one line."""
+
+    async def no_link(self: _browser.Browser, href: str) -> list[_browser.Hop]:
+        raise _browser.BrowserError(f"no link to {href} on the page")
+
+    monkeypatch.setattr(_browser.Browser, "click", no_link)
+    assert cli.main(["demo", "--count", "1"]) == 1
+    message = "aiotwinne: error: the demo went wrong: no link to /profile on the page"
+    assert error_line(capsys) == message
+
+
 def test_demo_without_the_web_extra_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
