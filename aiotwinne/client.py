@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import importlib.metadata
+import inspect
 import logging
 import random
+import ssl as ssl_module
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import attrs
@@ -24,6 +27,7 @@ from yarl import URL
 
 from . import _bulk, _protocol
 from ._redact import redact_text, redact_url, scrub
+from ._trace import RedactingTraceConfig
 from .errors import (
     HTTPStatusError,
     TokenExpiredError,
@@ -32,7 +36,7 @@ from .errors import (
 )
 from .models import AccessToken, ProfileResult, UserInfo
 
-__all__ = ["RetryPolicy", "TwinneClient"]
+__all__ = ["DEFAULT_USER_AGENT", "RetryPolicy", "TwinneClient"]
 
 _log = logging.getLogger("aiotwinne")
 
@@ -71,6 +75,73 @@ class _Connector(aiohttp.TCPConnector):
         if flag is not None:
             flag[0] = False
         return connection
+
+
+def _version() -> str:
+    # The package's __init__ imports this module, so its __version__ is not there yet.
+    try:
+        return importlib.metadata.version("aiotwinne")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+        return "0"
+
+
+_VERSION: Final = _version()
+#: The ``User-Agent`` of the client's own session unless told otherwise.
+DEFAULT_USER_AGENT: Final = f"aiotwinne/{_VERSION}"
+# aiohttp 3.11 added ClientSession(proxy=...).
+_SESSION_PROXY: Final = "proxy" in inspect.signature(aiohttp.ClientSession).parameters
+
+
+@attrs.frozen
+class _Transport:
+    """The transport options of the session the client owns."""
+
+    proxy: URL | None
+    ssl: ssl_module.SSLContext | bool
+    trust_env: bool
+    user_agent: str
+    trace_configs: tuple[aiohttp.TraceConfig, ...]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        proxy: str | URL | None,
+        ssl: ssl_module.SSLContext | bool,
+        trust_env: bool,
+        user_agent: str | None,
+        trace_configs: Iterable[aiohttp.TraceConfig] | None,
+        borrowed: bool,
+    ) -> _Transport:
+        configs = tuple(trace_configs or ())
+        if borrowed and (
+            proxy is not None or ssl is not True or trust_env or user_agent or configs
+        ):
+            raise ValueError(
+                "proxy, ssl, trust_env, user_agent and trace_configs apply to the session "
+                "the client owns; with a borrowed session, set them on that session"
+            )
+        if not isinstance(ssl, (bool, ssl_module.SSLContext)):
+            raise TypeError("ssl must be True, False or an ssl.SSLContext")
+        for config in configs:
+            if not isinstance(config, aiohttp.TraceConfig):
+                raise TypeError(f"trace_configs holds {type(config).__name__}, not a TraceConfig")
+        proxy_url = URL(proxy) if isinstance(proxy, str) else proxy
+        if proxy_url is not None:
+            if proxy_url.scheme not in ("http", "https") or not proxy_url.host:
+                raise ValueError("proxy must be an absolute http:// or https:// URL")
+            if not _SESSION_PROXY:
+                raise RuntimeError("TwinneClient(proxy=...) needs aiohttp 3.11 or newer")
+        if user_agent is not None and (
+            not user_agent.strip() or not user_agent.isascii() or not user_agent.isprintable()
+        ):
+            # A header value: no CR/LF (header injection), no other control character.
+            raise ValueError("user_agent must be printable ASCII text")
+        return cls(proxy_url, ssl, trust_env, user_agent or DEFAULT_USER_AGENT, configs)
+
+    def session_proxy(self) -> dict[str, Any]:
+        """``ClientSession`` keyword arguments for the proxy (none without one)."""
+        return {} if self.proxy is None else {"proxy": self.proxy}
 
 
 @attrs.frozen
@@ -148,9 +219,31 @@ class TwinneClient:
         leeway: Seconds before its expiry from which a token counts as expired.
         max_body_size: Largest answer read, in bytes; larger ones are refused.
         allow_insecure: Allow a plain ``http://`` base URL to a non-loopback host.
+        proxy: A forward proxy for every call (``http://host:port``; aiohttp
+            tunnels ``https://`` calls through it with ``CONNECT``, so the
+            proxy sees the host only; a plain ``http://`` call, loopback
+            only, is sent to it in full, secrets included). Needs aiohttp 3.11.
+        ssl: ``True`` (the default: verify certificates against the system's
+            CAs), an :class:`ssl.SSLContext` (your own CAs, client
+            certificates), or ``False`` to skip verification (tests only).
+        trust_env: Read proxies from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``
+            and credentials from ``~/.netrc``, as aiohttp's ``trust_env`` does.
+        user_agent: The ``User-Agent`` header (default ``aiotwinne/<version>``).
+        trace_configs: aiohttp trace configs (OpenTelemetry's aiohttp
+            instrumentation, metrics of your own). Each sees every request,
+            with the secrets masked: ``***`` in URLs, body chunks as ``*``
+            bytes of the same length, the response as a
+            :class:`~aiotwinne._trace.RedactedResponse` (no body), exceptions
+            with their text redacted (see :mod:`aiotwinne._trace`).
+
+        The five transport options apply to the session the client owns; with
+        a borrowed *session* they raise ``ValueError``: configure that session
+        yourself.
 
     Raises:
-        ValueError: An empty or malformed app_id/app_secret, or an unusable base URL.
+        ValueError: An empty or malformed app_id/app_secret, an unusable base
+            URL, or transport options given with a borrowed session.
+        RuntimeError: *proxy* with an aiohttp older than 3.11.
     """
 
     def __init__(
@@ -168,6 +261,11 @@ class TwinneClient:
         leeway: float = 30.0,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         allow_insecure: bool = False,
+        proxy: str | URL | None = None,
+        ssl: ssl_module.SSLContext | bool = True,
+        trust_env: bool = False,
+        user_agent: str | None = None,
+        trace_configs: Iterable[aiohttp.TraceConfig] | None = None,
     ) -> None:
         self._app_id = _protocol.check_identifier("app_id", app_id)
         self._app_secret = _protocol.check_identifier("app_secret", app_secret)
@@ -190,6 +288,14 @@ class TwinneClient:
         self._session = session
         self._owns_session = session is None
         self._closed = False
+        self._transport = _Transport.build(
+            proxy=proxy,
+            ssl=ssl,
+            trust_env=trust_env,
+            user_agent=user_agent,
+            trace_configs=trace_configs,
+            borrowed=session is not None,
+        )
 
     # -- configuration ------------------------------------------------------
 
@@ -245,11 +351,21 @@ class TwinneClient:
         if self._closed:
             raise RuntimeError("TwinneClient is closed")
         if self._session is None:
+            transport = self._transport
             connector = _Connector(
-                limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300
+                limit=self._limit,
+                limit_per_host=self._limit_per_host,
+                ttl_dns_cache=300,
+                ssl=transport.ssl,
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, trust_env=False
+                connector=connector,
+                timeout=self._timeout,
+                trust_env=transport.trust_env,
+                headers={"User-Agent": transport.user_agent},
+                # Stand-ins that mask the secrets before the site's configs see them.
+                trace_configs=[RedactingTraceConfig(c) for c in transport.trace_configs],
+                **transport.session_proxy(),
             )
             # aiohttp silently resends an idempotent request once when a
             # connection drops (aio-libs/aiohttp#10790). The exchange is a POST,
