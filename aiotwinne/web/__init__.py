@@ -42,6 +42,8 @@ from ._helpers import (
     redis_storage,
 )
 from ._http import safe_return_path
+from ._i18n import DEFAULT_TEXTS
+from ._login import MAX_LOGIN_DATA, Login, LoginRefused, get_login
 from ._middleware import (
     bearer_required,
     get_token,
@@ -50,6 +52,7 @@ from ._middleware import (
     require_bearer,
     require_login,
 )
+from ._pages import Page, Renderer
 from ._record import SESSION_KEY
 from ._setup import (
     DEFAULT_CALLBACK_PATH,
@@ -67,20 +70,27 @@ __all__ = [
     "DEFAULT_LOGIN_PATH",
     "DEFAULT_LOGOUT_PATH",
     "DEFAULT_MAX_AGE",
+    "DEFAULT_TEXTS",
+    "MAX_LOGIN_DATA",
     "SESSION_KEY",
     "TWINNE_CLIENT_KEY",
     "BearerResult",
     "BearerValidator",
     "InsecureCookieWarning",
+    "Login",
+    "LoginRefused",
     "MemoryTokenRegistry",
+    "Page",
     "RedactingAccessLogger",
     "RedisTokenRegistry",
     "RegistryUnavailableError",
+    "Renderer",
     "TokenRegistry",
     "bearer_required",
     "check_cookie_params",
     "check_storage",
     "cookie_storage",
+    "get_login",
     "get_token",
     "get_user",
     "login_required",

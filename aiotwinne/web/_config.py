@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 from aiohttp import web
 
 from ..client import TwinneClient
+from ..models import AccessToken, UserInfo
+from ._i18n import DEFAULT_TEXTS
 
 if TYPE_CHECKING:
     from ._bearer import BearerValidator
+    from ._login import Login
+    from ._pages import Page
 
-__all__ = ["SETTINGS_KEY", "TWINNE_CLIENT_KEY", "Settings", "UsedMarkers"]
+__all__ = [
+    "SETTINGS_KEY",
+    "TWINNE_CLIENT_KEY",
+    "OnLogin",
+    "OnLogout",
+    "Settings",
+    "UsedMarkers",
+]
+
+#: ``setup(..., on_login=...)``: ``async (request, user, token) -> mapping | None``.
+OnLogin = Callable[[web.Request, UserInfo, AccessToken], Awaitable[Mapping[str, Any] | None]]
+#: ``setup(..., on_logout=...)``: ``async (request, login) -> None``.
+OnLogout = Callable[[web.Request, "Login"], Awaitable[None]]
 
 _USED_MARKERS_CAP: Final = 10_000
 
@@ -70,6 +86,12 @@ class Settings:
     max_auto_logins: int
     clock: Callable[[], float] = time.time
     bearer: BearerValidator | None = None
+    on_login: OnLogin | None = None
+    on_logout: OnLogout | None = None
+    renderer: Callable[[web.Request, Page], web.Response] | None = None
+    #: Page texts by language, then key (see ._i18n), and the fallback language.
+    texts: Mapping[str, Mapping[str, str]] = DEFAULT_TEXTS
+    default_language: str = "en"
     used_markers: UsedMarkers = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:

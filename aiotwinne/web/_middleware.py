@@ -339,7 +339,7 @@ def _login_needed(
     if not from_this_site(request.headers, request.host):
         # Another site's link, form or window.open: a button of ours, and no
         # change to the session (no Set-Cookie), so nothing is pending.
-        return continue_page(login_link(settings, next_path))
+        return continue_page(request, login_link(settings, next_path))
     record = Record.of(session)
     if record.auto >= settings.max_auto_logins:
         _log.warning("login loop stopped after %d logins in a row", settings.max_auto_logins)
@@ -354,7 +354,7 @@ def _login_needed(
     key = record.login_key()
     if key is not None and logins_in_flight(settings).should_wait(key, settings.clock()):
         # Another tab of this browser is logging in: come back in a moment.
-        return wait_page(next_path, _WAIT_REFRESH)
+        return wait_page(request, next_path, _WAIT_REFRESH)
     return start_login(settings, session, record, next_path)
 
 

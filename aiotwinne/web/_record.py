@@ -5,7 +5,8 @@ capped at about 4 KB, and EncryptedCookieStorage adds a third on top)::
 
     {
       "auth": {"tk": token, "iat": 1700000000.0, "exp": 1700003600.0,
-               "u": {"id": 42, "un": "jdoe", "fn": "J", "ln": "Doe", "pic": url}},
+               "u": {"id": 42, "un": "jdoe", "fn": "J", "ln": "Doe", "pic": url},
+               "d": {"uid": 7}},
       "pending": [{"m": marker, "t": created, "next": "/page", "r": 0}],
       "auto": 1,
       "b": name
@@ -15,7 +16,9 @@ capped at about 4 KB, and EncryptedCookieStorage adds a third on top)::
   when it expires (seconds on the web layer's clock), and a user summary.
   It stays while a new login is pending (an expired one too): a login that
   is abandoned, or that another site started, takes nothing away, and a
-  token Twinne hands back unchanged keeps its issue time.
+  token Twinne hands back unchanged keeps its issue time. ``d`` is what the
+  site's ``on_login`` returned (absent when it returned nothing), at most
+  :data:`MAX_LOGIN_DATA` bytes of JSON.
 * ``pending``: logins started by this browser and not finished yet, oldest
   first: a random marker, the creation time, the page to return to, and
   whether it is already the one automatic retry.
@@ -29,6 +32,11 @@ capped at about 4 KB, and EncryptedCookieStorage adds a third on top)::
 
 Only this module reads or writes that layout: the guard and the routes hold
 a :class:`Record` and call its methods.
+
+Why this module is long: it is the one owner of the session layout, so every
+read and write of the record (the login and the site's data with it, pending
+logins and their share of the cookie, the loop counter, the session's name)
+lives here with its checks, rather than spread over the modules that use them.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ if TYPE_CHECKING:
     from aiohttp_session import Session
 
 __all__ = [
+    "MAX_LOGIN_DATA",
     "MAX_PENDING_NEXT",
     "PENDING_BUDGET",
     "SESSION_KEY",
@@ -57,7 +66,9 @@ __all__ = [
     "Record",
     "SignedIn",
     "add_pending",
+    "fit_pending",
     "live_pending",
+    "login_data_of",
     "read_auto",
     "read_signed_in",
     "reset_auto",
@@ -84,6 +95,10 @@ MAX_PENDING_NEXT: Final = 512
 #: stays under the 4,096 bytes browsers keep: a larger ``Set-Cookie`` is
 #: silently ignored, and the login it carried is lost.
 PENDING_BUDGET: Final = 1536
+#: Most bytes of JSON (``json.dumps``, as the session stores it) the site's
+#: ``on_login`` mapping may take. It shares :data:`PENDING_BUDGET`: the pending
+#: logins of a session with login data get what the data leaves.
+MAX_LOGIN_DATA: Final = 512
 
 
 @attrs.frozen
@@ -175,8 +190,9 @@ def signed_in_record(
     now: float,
     previous: SignedIn | None = None,
     leeway: float = 0.0,
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The session form of a completed login.
+    """The session form of a completed login (with the site's *data*, already checked).
 
     The token's lifetime as the client computed it is anchored to the web
     layer's clock (*now*), so one clock judges every expiry. Long names and
@@ -214,7 +230,10 @@ def signed_in_record(
         text = _text(value, limit)
         if text is not None:
             summary[key] = text
-    return {"tk": token.value, "iat": issued_at, "exp": expires_at, "u": summary}
+    record = {"tk": token.value, "iat": issued_at, "exp": expires_at, "u": summary}
+    if data:
+        record["d"] = data
+    return record
 
 
 def read_signed_in(data: object) -> SignedIn | None:
@@ -307,7 +326,12 @@ def live_pending(data: object, *, now: float, ttl: float) -> list[Pending]:
 
 
 def add_pending(
-    pending: list[Pending], entry: Pending, *, cap: int, reuse_within: float
+    pending: list[Pending],
+    entry: Pending,
+    *,
+    cap: int,
+    reuse_within: float,
+    budget: int = PENDING_BUDGET,
 ) -> tuple[list[Pending], Pending]:
     """Add *entry*, or reuse a recent live login with the same return page.
 
@@ -329,9 +353,15 @@ def add_pending(
         ):
             return pending, existing
     kept = [*pending, entry][-cap:]
-    while len(kept) > 1 and len(json.dumps([p.to_json() for p in kept])) > PENDING_BUDGET:
+    return fit_pending(kept, budget), entry
+
+
+def fit_pending(pending: list[Pending], budget: int) -> list[Pending]:
+    """The newest of *pending* whose JSON fits *budget* bytes (the newest one always)."""
+    kept = list(pending)
+    while len(kept) > 1 and len(json.dumps([p.to_json() for p in kept])) > budget:
         del kept[0]
-    return kept, entry
+    return kept
 
 
 def write_pending(record: MutableMapping[str, Any], pending: list[Pending]) -> None:
@@ -356,6 +386,14 @@ def write_auto(record: MutableMapping[str, Any], count: int) -> None:
         record["auto"] = count
     else:
         record.pop("auto", None)
+
+
+def login_data_of(session: Session) -> dict[str, Any]:
+    """What the site's ``on_login`` stored with the session's login (``{}`` when nothing)."""
+    record = session.get(SESSION_KEY)
+    auth = record.get("auth") if isinstance(record, dict) else None
+    data = auth.get("d") if isinstance(auth, dict) else None
+    return data if isinstance(data, dict) else {}
 
 
 def signed_in_of(session: Session) -> SignedIn | None:
@@ -415,11 +453,23 @@ class Record:
         now: float,
         previous: SignedIn | None,
         leeway: float,
+        data: dict[str, Any] | None = None,
     ) -> None:
         """Hold a completed login (see :func:`signed_in_record` for its times)."""
         self._data["auth"] = signed_in_record(
-            token, user, now=now, previous=previous, leeway=leeway
+            token, user, now=now, previous=previous, leeway=leeway, data=data
         )
+
+    def login_data(self) -> dict[str, Any]:
+        """What the site's ``on_login`` stored with the login held (``{}`` when nothing)."""
+        auth = self._data.get("auth")
+        data = auth.get("d") if isinstance(auth, dict) else None
+        return data if isinstance(data, dict) else {}
+
+    def pending_budget(self) -> int:
+        """Bytes the pending logins may take beside the login data held."""
+        data = self.login_data()
+        return PENDING_BUDGET - (len(json.dumps(data)) if data else 0)
 
     def drop_login(self) -> None:
         """Forget the login (Twinne refused its token)."""
@@ -435,6 +485,13 @@ class Record:
         """Replace the pending logins (an empty list drops the key)."""
         write_pending(self._data, pending)
 
+    def fit_pending(self) -> None:
+        """Drop the oldest pending logins that do not fit beside the login data held."""
+        pending = self._data.get("pending")
+        if isinstance(pending, list) and pending:
+            entries = [p for p in map(Pending.from_json, pending) if p is not None]
+            write_pending(self._data, fit_pending(entries, self.pending_budget()))
+
     def add_pending(
         self, entry: Pending, *, now: float, ttl: float, cap: int, reuse_within: float
     ) -> Pending:
@@ -444,7 +501,11 @@ class Record:
             The entry in force.
         """
         pending, chosen = add_pending(
-            self.pending(now=now, ttl=ttl), entry, cap=cap, reuse_within=reuse_within
+            self.pending(now=now, ttl=ttl),
+            entry,
+            cap=cap,
+            reuse_within=reuse_within,
+            budget=self.pending_budget(),
         )
         self.set_pending(pending)
         return chosen

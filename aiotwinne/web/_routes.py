@@ -51,15 +51,26 @@ victim's own callback then fails visibly (unless the two cross within a few
 seconds: the second is then taken for another tab's and sent to its page);
 and a silent re-login is in flight for a few hundred milliseconds, at a
 moment the attacker does not see.
+
+The site's own user
+-------------------
+After Twinne answered, ``setup(..., on_login=...)`` runs (see :mod:`._login`)
+before anything is written: what it returns is stored with the login; a
+:class:`~._login.LoginRefused` signs nobody in (the login the browser held is
+dropped too) and shows a ``403`` page with its message; any other exception
+keeps the session as it was (the pending login consumed) and shows a ``500``
+page. A token of a refused or failed login is never registered for Bearer use.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Final
 
 from aiohttp import web
 
+from .._redact import fingerprint
 from ..errors import (
     APIError,
     HTTPStatusError,
@@ -72,6 +83,15 @@ from ..errors import (
 from ._bearer import remember_token
 from ._config import Settings
 from ._http import auth_key_from_query, from_this_site
+from ._login import (
+    LoginDataError,
+    LoginRefused,
+    check_login_data,
+    clear_previous_login,
+    log_outcome,
+    login_of,
+    set_previous_login,
+)
 from ._middleware import (
     load_session,
     login_link,
@@ -102,7 +122,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     settings = settings_of(request)
     next_path = return_path(settings, request.query.get("next"))
     if not from_this_site(request.headers, request.host):
-        raise continue_page(login_link(settings, next_path))
+        raise continue_page(request, login_link(settings, next_path))
     session = await load_session(request)
     raise start_login(settings, session, Record.of(session), next_path, by_user=True)
 
@@ -159,11 +179,20 @@ async def callback(request: web.Request) -> web.StreamResponse:
     remaining = [p for p in unused if p.marker != entry.marker]
 
     client = settings.client
+    started = time.perf_counter()
     try:
         token = await client.exchange(auth_key)
         user = await client.get_user_info(token)
     except TwinneError as exc:
-        _log.warning("login failed: %s: %s", type(exc).__name__, exc)
+        # The client's errors are redacted: their text holds no secret.
+        log_outcome(
+            logging.WARNING,
+            "provider_error",
+            user_id=None,
+            fingerprint=None,
+            duration=time.perf_counter() - started,
+            detail=f"{type(exc).__name__}: {exc}",
+        )
         replaced = isinstance(exc, InvalidAuthKeyError) or exc.auth_key_may_be_spent
         if replaced and key is not None and logins.other_since(key, entry.created):
             # Another tab of this browser bounced later (its bounce replaced
@@ -180,20 +209,85 @@ async def callback(request: web.Request) -> web.StreamResponse:
             logins.finish(key, settings.clock())
         raise _login_error(request, settings, exc, entry.next) from None
 
+    previous = record.signed_in()
+    data = None
+    if settings.on_login is not None:
+        set_previous_login(
+            request, None if previous is None else login_of(previous, record.login_data())
+        )
+        try:
+            data = check_login_data(await settings.on_login(request, user, token))
+        except LoginRefused as exc:
+            # Nobody is signed in: not the refused user, nor whoever this browser held.
+            record.drop_login()
+            record.set_pending(remaining)
+            record.save(session)
+            if key is not None:
+                logins.finish(key, settings.clock())
+            log_outcome(
+                logging.INFO,
+                "refused",
+                user_id=user.id,
+                fingerprint=token.fingerprint,
+                duration=time.perf_counter() - started,
+                detail=exc.message,
+            )
+            raise error_response(
+                request,
+                status=403,
+                code="login_refused",
+                title="You cannot log in here",
+                detail="This site refused the login.",
+                text=exc.message or None,
+                retry_url=None,
+            ) from None
+        except Exception as exc:  # the site's code: a clean page, never a traceback
+            record.set_pending(remaining)
+            record.save(session)
+            if key is not None:
+                logins.finish(key, settings.clock())
+            log_outcome(
+                logging.ERROR,
+                "on_login_failed",
+                user_id=user.id,
+                fingerprint=token.fingerprint,
+                duration=time.perf_counter() - started,
+                detail=str(exc) if isinstance(exc, LoginDataError) else type(exc).__name__,
+                exc_info=None if isinstance(exc, LoginDataError) else exc,
+            )
+            raise error_response(
+                request,
+                status=500,
+                code="internal",
+                title="Something went wrong",
+                detail="The login could not be completed because of an error on this site.",
+                retry_url=login_link(settings, entry.next),
+            ) from None
+        finally:
+            clear_previous_login(request)
+
     # Bearer mode accepts only tokens this site obtained (see _bearer).
     await remember_token(request.app, token, user)
     fresh = await new_session(request)
     following = record.successor()
     following.sign_in(
-        token, user, now=settings.clock(), previous=record.signed_in(), leeway=settings.leeway
+        token, user, now=settings.clock(), previous=previous, leeway=settings.leeway, data=data
     )
     following.set_pending(remaining)
+    # The login data shares the cookie's room with the pending logins.
+    following.fit_pending()
     # Counts logins completed without a page served since (reset by the guard).
     following.auto = record.auto + 1
     following.save(fresh)
     if key is not None:
         logins.finish(key, settings.clock())
-    _log.info("user %d logged in (token %s)", user.id, token.fingerprint)
+    log_outcome(
+        logging.INFO,
+        "relogin" if previous is not None and previous.user.id == user.id else "signed_in",
+        user_id=user.id,
+        fingerprint=token.fingerprint,
+        duration=time.perf_counter() - started,
+    )
     raise web.HTTPSeeOther(entry.next, headers=NO_STORE)
 
 
@@ -204,13 +298,13 @@ def _login_error(
     retry = login_link(settings, next_path)
     if isinstance(exc, InvalidAuthKeyError):
         status, code = 400, "invalid_auth_key"
-        detail = f"This login link is no longer valid. Twinne said: {exc.message}"
+        detail = "This login link is no longer valid. Twinne said: {twinne}"
     elif isinstance(exc, UserNotFoundError):
         status, code = 403, "user_not_found"
         detail = "This Twinne account no longer exists."
     elif isinstance(exc, APIError):
         status, code = 502, "provider_refused"
-        detail = f"Twinne refused the login. Twinne said: {exc.message}"
+        detail = "Twinne refused the login. Twinne said: {twinne}"
     elif isinstance(exc, TransportError):
         status, code = 502, "provider_unreachable"
         detail = "Twinne could not be reached. Please try again in a moment."
@@ -221,7 +315,13 @@ def _login_error(
         status, code = 502, "provider_error"
         detail = "The login could not be completed."
     return error_response(
-        request, status=status, code=code, title=_FAILED_LOGIN, detail=detail, retry_url=retry
+        request,
+        status=status,
+        code=code,
+        title=_FAILED_LOGIN,
+        detail=detail,
+        retry_url=retry,
+        params={"twinne": exc.message if isinstance(exc, APIError) else ""},
     )
 
 
@@ -238,10 +338,26 @@ async def logout(request: web.Request) -> web.StreamResponse:
     """
     settings = settings_of(request)
     if request.method != "POST":
-        raise logout_form(settings.logout_path)
+        raise logout_form(request, settings.logout_path)
     if not from_this_site(request.headers, request.host):
-        raise logout_form(settings.logout_path, status=403)
+        raise logout_form(request, settings.logout_path, status=403)
     session = await load_session(request)
     if not session.new:
+        started = time.perf_counter()
+        record = Record.of(session)
+        signed_in = record.signed_in()
+        if signed_in is not None and settings.on_logout is not None:
+            try:
+                await settings.on_logout(request, login_of(signed_in, record.login_data()))
+            except Exception as exc:  # the site's code: the user still gets logged out
+                _log.error("on_logout failed: %s", type(exc).__name__, exc_info=exc)
         session.invalidate()
+        if signed_in is not None:
+            log_outcome(
+                logging.INFO,
+                "signed_out",
+                user_id=signed_in.user.id,
+                fingerprint=fingerprint(signed_in.token),
+                duration=time.perf_counter() - started,
+            )
     raise web.HTTPSeeOther(settings.logout_redirect, headers=NO_STORE)

@@ -19,8 +19,10 @@ from ._bearer import (
     RedisTokenRegistry,
     TokenRegistry,
 )
-from ._config import SETTINGS_KEY, TWINNE_CLIENT_KEY, Settings
+from ._config import SETTINGS_KEY, TWINNE_CLIENT_KEY, OnLogin, OnLogout, Settings
+from ._i18n import Texts, merge_texts
 from ._middleware import make_middleware, make_save_guard
+from ._pages import Renderer
 from ._routes import callback, login, logout
 
 __all__ = ["InsecureCookieWarning", "check_cookie_params", "check_storage", "setup"]
@@ -241,6 +243,11 @@ def setup(
     secure_cookies: bool = True,
     close_client: bool = True,
     clock: Callable[[], float] = time.time,
+    on_login: OnLogin | None = None,
+    on_logout: OnLogout | None = None,
+    renderer: Renderer | None = None,
+    texts: Texts | None = None,
+    default_language: str = "en",
 ) -> None:
     """Add "Log in with Twinne" to an aiohttp application.
 
@@ -308,6 +315,26 @@ def setup(
         close_client: Close *client* at application cleanup.
         clock: The current time in seconds since the epoch (tests pass an
             emulator's clock).
+        on_login: ``async (request, user, token) -> mapping | None``, run
+            after Twinne answered and before the redirect back, on every
+            login (first or re-login: inside it, :func:`get_login` gives the
+            login held until now, or ``None``). Its mapping (JSON, at most
+            :data:`MAX_LOGIN_DATA` bytes) is kept with the login and read by
+            :func:`get_login` without a query. Raise :class:`LoginRefused`
+            to refuse the login (403 page with your message); any other
+            exception gives a 500 page and is logged.
+        on_logout: ``async (request, login)``, run on a logout before the
+            session is cleared (its exceptions are logged; the user is
+            logged out anyway).
+        renderer: ``(request, page) -> web.Response`` for every page
+            aiotwinne shows (see :class:`Page`): your templates instead of
+            the plain default ones. The status, anti-framing and no-store
+            headers stay aiotwinne's.
+        texts: Page texts to replace, by language and key (see
+            :data:`DEFAULT_TEXTS`, English and French); a new language code
+            adds a language (missing keys in English).
+        default_language: The language for visitors whose ``Accept-Language``
+            names none of the texts' languages.
 
     Raises:
         ValueError: A bad option, a ``SameSite=Strict`` session cookie, or a
@@ -331,6 +358,10 @@ def setup(
         raise ValueError("logout_redirect must be a same-origin path")
     if pending_ttl <= 0 or max_pending < 1 or max_auto_logins < 1:
         raise ValueError("pending_ttl must be positive, max_pending and max_auto_logins >= 1")
+    for name, hook in (("on_login", on_login), ("on_logout", on_logout), ("renderer", renderer)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{name} must be callable")
+    merged_texts = merge_texts(texts, default_language)
 
     validator = BearerValidator(
         client,
@@ -372,6 +403,11 @@ def setup(
         max_auto_logins=max_auto_logins,
         clock=clock,
         bearer=validator,
+        on_login=on_login,
+        on_logout=on_logout,
+        renderer=renderer,
+        texts=merged_texts,
+        default_language=default_language.lower(),
     )
     app[SETTINGS_KEY] = settings
     app[TWINNE_CLIENT_KEY] = client
