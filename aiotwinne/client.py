@@ -88,8 +88,8 @@ def _version() -> str:
 _VERSION: Final = _version()
 #: The ``User-Agent`` of the client's own session unless told otherwise.
 DEFAULT_USER_AGENT: Final = f"aiotwinne/{_VERSION}"
-# aiohttp 3.11 added ClientSession(proxy=...).
-_SESSION_PROXY: Final = "proxy" in inspect.signature(aiohttp.ClientSession).parameters
+# aiohttp 3.11 added ClientSession(proxy=...); before it, a request class sets ours.
+_SESSION_PROXY = "proxy" in inspect.signature(aiohttp.ClientSession).parameters
 
 
 @attrs.frozen
@@ -127,11 +127,10 @@ class _Transport:
             if not isinstance(config, aiohttp.TraceConfig):
                 raise TypeError(f"trace_configs holds {type(config).__name__}, not a TraceConfig")
         proxy_url = URL(proxy) if isinstance(proxy, str) else proxy
-        if proxy_url is not None:
-            if proxy_url.scheme not in ("http", "https") or not proxy_url.host:
-                raise ValueError("proxy must be an absolute http:// or https:// URL")
-            if not _SESSION_PROXY:
-                raise RuntimeError("TwinneClient(proxy=...) needs aiohttp 3.11 or newer")
+        if proxy_url is not None and (
+            proxy_url.scheme not in ("http", "https") or not proxy_url.host
+        ):
+            raise ValueError("proxy must be an absolute http:// or https:// URL")
         if user_agent is not None and (
             not user_agent.strip() or not user_agent.isascii() or not user_agent.isprintable()
         ):
@@ -141,7 +140,28 @@ class _Transport:
 
     def session_proxy(self) -> dict[str, Any]:
         """``ClientSession`` keyword arguments for the proxy (none without one)."""
-        return {} if self.proxy is None else {"proxy": self.proxy}
+        if self.proxy is None:
+            return {}
+        if _SESSION_PROXY:
+            return {"proxy": self.proxy}
+        return {"request_class": _proxied_request(self.proxy)}
+
+
+def _proxied_request(proxy: URL) -> type[aiohttp.ClientRequest]:
+    """A request class that sends every request through *proxy* (aiohttp before 3.11).
+
+    ``ClientRequest`` takes the proxy as a documented keyword; the client never
+    passes one per request, so the class puts ours in, as ``ClientSession(proxy=)``
+    does on newer aiohttp (where an environment proxy does not override it either).
+    """
+
+    class ProxiedRequest(aiohttp.ClientRequest):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["proxy"] = proxy
+            kwargs["proxy_auth"] = None
+            super().__init__(*args, **kwargs)
+
+    return ProxiedRequest
 
 
 @attrs.frozen
@@ -222,7 +242,7 @@ class TwinneClient:
         proxy: A forward proxy for every call (``http://host:port``; aiohttp
             tunnels ``https://`` calls through it with ``CONNECT``, so the
             proxy sees the host only; a plain ``http://`` call, loopback
-            only, is sent to it in full, secrets included). Needs aiohttp 3.11.
+            only, is sent to it in full, secrets included).
         ssl: ``True`` (the default: verify certificates against the system's
             CAs), an :class:`ssl.SSLContext` (your own CAs, client
             certificates), or ``False`` to skip verification (tests only).
@@ -243,7 +263,6 @@ class TwinneClient:
     Raises:
         ValueError: An empty or malformed app_id/app_secret, an unusable base
             URL, or transport options given with a borrowed session.
-        RuntimeError: *proxy* with an aiohttp older than 3.11.
     """
 
     def __init__(

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import aiotwinne
+import aiotwinne.client
 from aiotwinne import RetryPolicy, TransportError, TwinneClient
 from aiotwinne.client import DEFAULT_USER_AGENT
 from aiotwinne.testing import EmulatedApp, EmulatedUser, TwinneEmulator
@@ -271,8 +272,19 @@ def _client(emu_app: EmulatedApp, base_url: str, **options: Any) -> TwinneClient
 # -- proxy ------------------------------------------------------------------------
 
 
-async def test_forward_proxy_carries_every_call(emu: TwinneEmulator, app: EmulatedApp) -> None:
-    """With proxy=, the exchange and the profile fetch both go through the proxy."""
+@pytest.mark.parametrize("session_proxy", [True, False], ids=["session", "request-class"])
+async def test_forward_proxy_carries_every_call(
+    emu: TwinneEmulator,
+    app: EmulatedApp,
+    monkeypatch: pytest.MonkeyPatch,
+    session_proxy: bool,
+) -> None:
+    """With proxy=, the exchange and the profile fetch both go through the proxy.
+
+    Both ways the client sets it: ClientSession(proxy=) (aiohttp 3.11+) and the
+    request class older aiohttp needs.
+    """
+    monkeypatch.setattr(aiotwinne.client, "_SESSION_PROXY", session_proxy)
     async with forward_proxy() as proxy:
         async with _client(app, emu.base_url, proxy=proxy.url) as client:
             await _log_in(client, emu, app)
