@@ -16,6 +16,11 @@ your choice, then add aiotwinne::
         user = await get_user(request)        # a UserInfo, from the session
         ...
 
+Tie Twinne's user to your own at login with ``setup(..., on_login=...)``
+and read what it returned on every request with :func:`get_login` (no
+query); draw aiotwinne's pages with your templates (``renderer=``) and
+texts (``texts=``, English and French by default).
+
 Register the callback's absolute URL as the app's redirect URL in Twinne's
 developer dashboard. A token lasts an hour and Twinne has no refresh token:
 when it expires, a page navigation is sent through Twinne and back without
