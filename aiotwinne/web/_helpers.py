@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
-from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
 from .._redact import redact_url
+from ._storage import DEFAULT_CACHE_SIZE, CachedCookieStorage
 
 if TYPE_CHECKING:
     from aiohttp_session.redis_storage import RedisStorage
@@ -40,7 +40,8 @@ def cookie_storage(
     max_age: int = DEFAULT_MAX_AGE,
     cookie_name: str = DEFAULT_COOKIE_NAME,
     domain: str | None = None,
-) -> EncryptedCookieStorage:
+    cache_size: int = DEFAULT_CACHE_SIZE,
+) -> CachedCookieStorage:
     """An encrypted-cookie session storage set up for a Twinne login.
 
     The cookie is ``HttpOnly``, ``SameSite=Lax`` (``Strict`` would lose the
@@ -49,6 +50,13 @@ def cookie_storage(
     expires after *max_age* seconds (the encrypted value too: an old copy is
     refused after that).
 
+    It is aiohttp-session's ``EncryptedCookieStorage``, except that each
+    cookie value is decrypted once: a repeat of the same value (every page of a signed-in
+    visitor) is served from a bounded memory of the last *cache_size* values,
+    re-checked against *max_age* each time, at a fraction of a decryption's
+    cost. A value that does not decrypt is never kept, and saving a session
+    forgets the value it replaces (see :mod:`aiotwinne.web._storage`).
+
     Args:
         secret_key: A Fernet key (``Fernet.generate_key()``, bytes or text),
             32 raw bytes, or a :class:`~cryptography.fernet.Fernet`.
@@ -56,9 +64,16 @@ def cookie_storage(
         max_age: Seconds the session lives.
         cookie_name: The cookie's name.
         domain: The cookie's domain (default: the exact host).
+        cache_size: Most decrypted cookie values kept in memory (about 1 KB
+            each); ``0`` decrypts every request, as ``EncryptedCookieStorage``.
+
+    Raises:
+        ValueError: A negative *cache_size*.
     """
-    return EncryptedCookieStorage(
-        _fernet(secret_key), **_cookie_options(secure, max_age, cookie_name, domain)
+    return CachedCookieStorage(
+        _fernet(secret_key),
+        cache_size=cache_size,
+        **_cookie_options(secure, max_age, cookie_name, domain),
     )
 
 
