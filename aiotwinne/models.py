@@ -3,6 +3,10 @@
 Twinne sends every user-info value as a string or ``null``, the way MySQL hands
 them to PHP (PROTOCOL.md, "User info fields"). The converter's hooks turn those
 into real Python types; keys we do not map are kept in :attr:`UserInfo.extra`.
+
+Why this module is long: the models, their one converter with its hooks, and the
+converter's fast path for the wire shape Sngine sends must agree field by field,
+so they are read (and changed) together.
 """
 
 from __future__ import annotations

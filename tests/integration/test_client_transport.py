@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import aiotwinne
-import aiotwinne.client
+import aiotwinne._session
 from aiotwinne import RetryPolicy, TransportError, TwinneClient
 from aiotwinne.client import DEFAULT_USER_AGENT
 from aiotwinne.testing import EmulatedApp, EmulatedUser, TwinneEmulator
@@ -284,7 +284,7 @@ async def test_forward_proxy_carries_every_call(
     Both ways the client sets it: ClientSession(proxy=) (aiohttp 3.11+) and the
     request class older aiohttp needs.
     """
-    monkeypatch.setattr(aiotwinne.client, "_SESSION_PROXY", session_proxy)
+    monkeypatch.setattr(aiotwinne._session, "_SESSION_PROXY", session_proxy)
     async with forward_proxy() as proxy:
         async with _client(app, emu.base_url, proxy=proxy.url) as client:
             await _log_in(client, emu, app)

@@ -41,8 +41,6 @@ REASON: Final = "Why this module is long:"
 #: reason (test_the_waiting_list_only_shrinks): delete it when that lands.
 AWAITING_REASON: Final = frozenset(
     {
-        "aiotwinne/client.py",  # the lead: issue 13 points 4-6 rework it
-        "aiotwinne/models.py",  # the lead's file
         "aiotwinne/web/_middleware.py",  # the web engineer's hardening
     }
 )
