@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         "(auto: wrk if installed, else the python stand-in)",
     )
     parser.add_argument(
+        "--note",
+        help="a remark kept with the environment in the results (e.g. the machine was shared)",
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="exit with status 1 when a target is missed (default: report only)",
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     settings = (Settings.quick if args.quick else Settings)(suites=suites, load_tool=args.load)
-    results = run_all(settings, args.out)
+    results = run_all(settings, args.out, note=args.note)
     print(markdown(results))
     if results.get("errors"):
         return 2

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["LIBRARIES", "REPO_ROOT", "child_env", "describe", "have_uvloop"]
+__all__ = ["LIBRARIES", "REPO_ROOT", "child_env", "describe", "have_uvloop", "load_average"]
 
 #: The repository root: benchmarks run as ``python -m benchmarks`` from here.
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -98,7 +98,16 @@ def describe() -> dict[str, Any]:
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "libraries": {name: _version(name) for name in LIBRARIES},
+        "load_average_start": load_average(),
     }
+
+
+def load_average() -> list[float] | None:
+    """The OS's load average over 1, 5 and 15 minutes (how busy the machine was)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:  # not available on this platform
+        return None
 
 
 def child_env() -> dict[str, str]:

@@ -4,8 +4,12 @@ Every variant answers ``GET /page`` with the same tiny handler; they differ in
 what runs before it:
 
 * ``bare``: nothing (plain aiohttp).
-* ``session``: aiohttp-session with an encrypted cookie; the handler loads the
-  session, as any page of a site with logins does.
+* ``session``: aiohttp-session with aiotwinne's encrypted-cookie storage
+  (:func:`aiotwinne.web.cookie_storage`, which decrypts each cookie value
+  once); the handler loads the session, as any page of a site with logins does.
+* ``session-plain``: the same with aiohttp-session's own
+  ``EncryptedCookieStorage`` (same key and cookie), which decrypts every
+  request: what the cached storage saves.
 * ``guarded``: the same storage plus ``aiotwinne.web.setup()``, and the handler
   behind ``@login_required``.
 * ``bearer``: ``aiotwinne.web.setup()`` with ``/api/`` under Bearer
@@ -26,6 +30,8 @@ from typing import Final
 
 import aiohttp_session
 from aiohttp import web
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography.fernet import Fernet
 
 from aiotwinne import TwinneClient
 from aiotwinne.web import cookie_storage, get_user, login_required, setup
@@ -35,7 +41,7 @@ from ._env import have_uvloop
 
 __all__ = ["VARIANTS", "WebAppProcess", "build_app", "free_port"]
 
-VARIANTS: Final = ("bare", "session", "guarded", "bearer")
+VARIANTS: Final = ("bare", "session", "session-plain", "guarded", "bearer")
 #: The body every page answers, so responses are the same size everywhere.
 PAGE: Final = "ok"
 
@@ -63,7 +69,16 @@ def build_app(
         app.router.add_get("/page", _page)
         return app
     # http://127.0.0.1: no Secure flag, or the load tool's cookie would not be sent back.
-    aiohttp_session.setup(app, cookie_storage(session_key, secure=False))
+    storage = cookie_storage(session_key, secure=False)
+    if variant == "session-plain":
+        # aiohttp-session's storage as shipped, with exactly the same settings.
+        plain = EncryptedCookieStorage(
+            Fernet(session_key), cookie_name=storage.cookie_name, **storage.cookie_params
+        )
+        aiohttp_session.setup(app, plain)
+        app.router.add_get("/page", _session_page)
+        return app
+    aiohttp_session.setup(app, storage)
     if variant == "session":
         app.router.add_get("/page", _session_page)
         return app

@@ -1,13 +1,23 @@
-"""Benchmarks 1 and 2: ``get_user_info`` through TwinneClient, raw aiohttp and httpx.
+"""Benchmarks 1-3: ``get_user_info`` next to what a user writes by hand, and its parts.
 
-Each contender does the same job per call: one GET of ``/api/get_user_info``,
-decoding the JSON answer, and building the :class:`~aiotwinne.UserInfo` with the
-same :func:`aiotwinne.models.user_info_from_wire`. What differs is only the code
-around it, so the ratio TwinneClient / raw aiohttp is the client's own cost.
-All three share one connection limit (:data:`POOL_LIMIT`, TwinneClient's default).
+The headline contender is what a user who skips aiotwinne writes with raw
+aiohttp: ``session.get(url)``, a status check and ``json.loads(await
+resp.read())``, which gives a **dict**. TwinneClient does more per call (a
+typed :class:`~aiotwinne.UserInfo`, retries, a deadline, error mapping), so
+the breakdown runs two more contenders in the same rounds:
 
-For each event loop and concurrency the contenders run interleaved, one
-time slice each per round, in an order rotating every round.
+* ``aiohttp+model``: the same hand-written code plus the same
+  :func:`aiotwinne.models.user_info_from_wire` the client uses, so
+  TwinneClient against it is the client layer alone, and it against
+  ``aiohttp`` is the model's share of a real call;
+* ``httpx``: ``httpx.AsyncClient`` with the model, for reference.
+
+All share one connection limit (:data:`POOL_LIMIT`, TwinneClient's default).
+For each event loop and concurrency the contenders run interleaved, one time
+slice each per round, in an order rotating every round. Two measurements with
+the network taken out complete it: :func:`stub_overhead` (the client layer's
+own cost per call, on a stub session) and :func:`model_cost` (the model alone,
+in a tight loop).
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import asyncio
 import itertools
 import json
 import time
+import timeit
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Final, cast
@@ -29,12 +40,14 @@ from aiotwinne import TwinneClient, UserInfo
 from aiotwinne.models import user_info_from_wire
 
 from ._loops import LoopFactory, run_on
-from ._stats import Sample, Timer, compare, interleave
+from ._stats import Sample, Timer, compare, interleave, ratio_summary
 
 __all__ = [
     "CONTENDERS",
+    "HEADLINE",
     "POOL_LIMIT",
     "measure_point",
+    "model_cost",
     "open_contenders",
     "run",
     "run_loop",
@@ -46,16 +59,19 @@ __all__ = [
 #: Connections per contender: TwinneClient's default ``limit``, matched by the others.
 POOL_LIMIT: Final = 100
 #: Contender names, as they appear in the results.
-CONTENDERS: Final = ("aiotwinne", "aiohttp", "httpx")
+CONTENDERS: Final = ("aiotwinne", "aiohttp", "aiohttp+model", "httpx")
+#: The headline ratio: TwinneClient against raw aiohttp giving a dict.
+HEADLINE: Final = "aiotwinne/aiohttp"
 
-Call = Callable[[str], Awaitable[UserInfo]]
+Call = Callable[[str], Awaitable[object]]
+
 Tokens = Callable[[], str]
 
 
 async def open_contenders(
     stack: AsyncExitStack, base_url: str, app_id: str, app_secret: str
 ) -> dict[str, Call]:
-    """The three ways of fetching a profile, each with its own pool of POOL_LIMIT."""
+    """The four ways of fetching a profile (see the module docstring), each with its own pool."""
     twinne = await stack.enter_async_context(
         TwinneClient(app_id, app_secret, base_url=base_url, limit=POOL_LIMIT)
     )
@@ -73,8 +89,16 @@ async def open_contenders(
     )
     endpoint = f"{base_url}/api/get_user_info?access_token="
 
-    async def with_aiohttp(token: str) -> UserInfo:
-        # What a careful user writes by hand: check the status, decode, build.
+    async def with_aiohttp(token: str) -> dict[str, Any]:
+        # What a careful user writes by hand without aiotwinne: check the status, decode.
+        async with session.get(endpoint + token) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}")
+            data: dict[str, Any] = json.loads(await resp.read())
+        return data
+
+    async def with_aiohttp_model(token: str) -> UserInfo:
+        # The same, and the same model the client builds.
         async with session.get(endpoint + token) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"HTTP {resp.status}")
@@ -88,7 +112,12 @@ async def open_contenders(
         data = json.loads(resp.content)
         return user_info_from_wire(data["user_info"], base_url=base_url)
 
-    return {"aiotwinne": twinne.get_user_info, "aiohttp": with_aiohttp, "httpx": with_httpx}
+    return {
+        "aiotwinne": twinne.get_user_info,
+        "aiohttp": with_aiohttp,
+        "aiohttp+model": with_aiohttp_model,
+        "httpx": with_httpx,
+    }
 
 
 def unique_tokens() -> Tokens:
@@ -140,7 +169,13 @@ async def measure_point(
         return lambda: timed_slice(call, tokens, concurrency, seconds)
 
     samples = await interleave({name: sample(call) for name, call in calls.items()}, rounds)
-    return {"concurrency": concurrency, **compare(samples, "aiotwinne")}
+    point: dict[str, Any] = {"concurrency": concurrency, **compare(samples, "aiotwinne")}
+    # The breakdown's other step: what the model costs the hand-written code.
+    rates = {name: [s.rate for s in values] for name, values in samples.items()}
+    point["ratios"]["aiohttp+model/aiohttp"] = ratio_summary(
+        rates["aiohttp+model"], rates["aiohttp"]
+    )
+    return point
 
 
 async def run_loop(
@@ -158,10 +193,10 @@ async def run_loop(
             stack, upstream["base_url"], upstream["app_id"], upstream["app_secret"]
         )
         tokens = unique_tokens()
-        # A sanity check that all three really fetch the same profile.
-        users = {name: await call(tokens()) for name, call in calls.items()}
-        if len({user.id for user in users.values()}) != 1:
-            raise RuntimeError(f"the contenders disagree: {users}")
+        # A sanity check that all of them really fetch the same profile.
+        answers = {name: await call(tokens()) for name, call in calls.items()}
+        if len({_user_id(answer) for answer in answers.values()}) != 1:
+            raise RuntimeError(f"the contenders disagree: {answers}")
         points = []
         for concurrency in concurrencies:
             cpu_before = upstream_cpu() if upstream_cpu else 0.0
@@ -180,6 +215,15 @@ async def run_loop(
                 point["upstream_cpu_share"] = round(busy, 3)
             points.append(point)
         return points
+
+
+def _user_id(answer: object) -> int:
+    """The user id in a contender's answer: a UserInfo, or the hand-written code's dict."""
+    if isinstance(answer, UserInfo):
+        return answer.id
+    if isinstance(answer, dict):
+        return int(answer["user_info"]["user_id"])
+    raise TypeError(f"unexpected answer {type(answer).__name__}")
 
 
 class _StubResponse:
@@ -229,21 +273,30 @@ class _StubSession:
 
 
 async def stub_overhead(body: bytes, *, calls: int, rounds: int) -> dict[str, Any]:
-    """The client's own CPU cost per call, with the network taken out.
+    """The client layer's own CPU cost per call, with the network taken out.
 
-    Both ``TwinneClient.get_user_info`` (on a borrowed stub session) and the
-    hand-written aiohttp code (on the same stub) run *calls* times per round,
+    ``TwinneClient.get_user_info`` (on a borrowed stub session) and the two
+    hand-written contenders (on the same stub: ``aiohttp`` giving the dict,
+    ``aiohttp+model`` building the same UserInfo) run *calls* times per round,
     interleaved. What remains is Python work only (the stub parses a URL
     string as aiohttp would), so the best of many short rounds is stable to a
-    fraction of a microsecond, and the difference is what the client adds to
-    every call.
+    fraction of a microsecond. The client layer (target 3) is aiotwinne minus
+    ``aiohttp+model``; the model in context is ``aiohttp+model`` minus
+    ``aiohttp``.
     """
     base_url = "http://127.0.0.1:1"
     session = cast(aiohttp.ClientSession, _StubSession(body))
     twinne = TwinneClient("1", "bench", base_url=base_url, session=session)
     endpoint = f"{base_url}/api/get_user_info?access_token="
 
-    async def by_hand(token: str) -> UserInfo:  # the benchmark's aiohttp contender, verbatim
+    async def by_hand(token: str) -> dict[str, Any]:  # the benchmark's aiohttp contender
+        async with session.get(endpoint + token) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}")
+            data: dict[str, Any] = json.loads(await resp.read())
+        return data
+
+    async def by_hand_model(token: str) -> UserInfo:  # and its aiohttp+model one, verbatim
         async with session.get(endpoint + token) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"HTTP {resp.status}")
@@ -262,14 +315,46 @@ async def stub_overhead(body: bytes, *, calls: int, rounds: int) -> dict[str, An
         return measure
 
     samples = await interleave(
-        {"aiotwinne": timed(twinne.get_user_info), "aiohttp": timed(by_hand)}, rounds
+        {
+            "aiotwinne": timed(twinne.get_user_info),
+            "aiohttp": timed(by_hand),
+            "aiohttp+model": timed(by_hand_model),
+        },
+        rounds,
     )
     best = {name: min(s.cpu_us for s in values) for name, values in samples.items()}
     return {
         "calls": calls,
         "rounds": rounds,
         "cpu_us_per_call_best": {name: round(value, 2) for name, value in best.items()},
-        "added_us_per_call": round(best["aiotwinne"] - best["aiohttp"], 2),
+        # Target 3: what the client adds to the same job done by hand.
+        "added_us_per_call": round(best["aiotwinne"] - best["aiohttp+model"], 2),
+        "model_us_per_call": round(best["aiohttp+model"] - best["aiohttp"], 2),
+        "added_over_dict_us_per_call": round(best["aiotwinne"] - best["aiohttp"], 2),
+    }
+
+
+def model_cost(body: bytes, *, number: int, repeat: int) -> dict[str, Any]:
+    """The model alone (target 2): ``user_info_from_wire`` on the recorded answer.
+
+    Timed as :mod:`timeit` does (the best of *repeat* runs of *number* calls,
+    garbage collection off), next to ``json.loads`` of the same body for
+    scale. The same wire dict is converted each time: the conversion reads it
+    and builds a new UserInfo, it caches nothing.
+    """
+    base_url = "http://127.0.0.1:1"
+    wire = json.loads(body)["user_info"]
+
+    def best(job: Callable[[], object]) -> float:
+        runs = timeit.repeat(job, number=number, repeat=repeat)
+        return round(min(runs) / number * 1e6, 3)
+
+    return {
+        "number": number,
+        "repeat": repeat,
+        "answer_bytes": len(body),
+        "user_info_from_wire_us": best(lambda: user_info_from_wire(wire, base_url=base_url)),
+        "json_loads_us": best(lambda: json.loads(body)),
     }
 
 
@@ -284,8 +369,10 @@ def run(
     upstream_cpu: Callable[[], float] | None = None,
     stub_calls: int = 2_000,
     stub_rounds: int = 40,
+    model_number: int = 20_000,
+    model_repeat: int = 15,
 ) -> dict[str, Any]:
-    """Benchmarks 1 and 2 on every event loop in *loops* (name to loop factory).
+    """Benchmarks 1-3 on every event loop in *loops* (name to loop factory).
 
     *upstream_cpu*, if given, returns the upstream process's CPU seconds so far;
     each point then records the share of a core the upstream needed.
@@ -314,4 +401,5 @@ def run(
         "slice_seconds": seconds,
         "points": points,
         "stub": stub,
+        "model": model_cost(body, number=model_number, repeat=model_repeat),
     }

@@ -1,8 +1,10 @@
 """Benchmark 4: what the login guard costs a page, served to a separate load process.
 
-Three sites (see :mod:`benchmarks._webapps`) answer the same tiny page: bare
-aiohttp, aiohttp-session with an encrypted cookie (the handler loads the
-session), and the same behind ``@login_required``. Each runs in its own child
+Four sites (see :mod:`benchmarks._webapps`) answer the same tiny page: bare
+aiohttp; aiohttp-session with aiotwinne's encrypted-cookie storage (the
+handler loads the session); the same behind ``@login_required``; and, for
+reference, aiohttp-session's own ``EncryptedCookieStorage``, which decrypts
+the cookie on every request (``session-plain``). Each runs in its own child
 process on uvloop; the load comes from wrk (or the aiohttp stand-in) in
 another, always with the cookie of a real logged-in session, obtained once by
 going through the login against the emulator. The sites are loaded
@@ -32,10 +34,18 @@ from ._stats import Sample, interleave_sync, ratio_summary, summarize
 from ._upstream import UpstreamProcess
 from ._webapps import PAGE, WebAppProcess, free_port
 
-__all__ = ["SITES", "login_cookie", "run"]
+__all__ = ["PAIRS", "SITES", "login_cookie", "run"]
 
 #: The sites, as named in the results.
-SITES: Final = ("bare", "session", "guarded")
+SITES: Final = ("bare", "session", "guarded", "session-plain")
+#: The ratios reported: the targets (guarded against bare and against session),
+#: the session's share, and what the cached storage saves.
+PAIRS: Final = (
+    ("guarded", "bare"),
+    ("guarded", "session"),
+    ("session", "bare"),
+    ("session", "session-plain"),
+)
 _PATH: Final = "/page"
 _TYPED_URL: Final = {
     "Sec-Fetch-Site": "none",
@@ -116,9 +126,10 @@ def run(
         "session_key": key,
     }
     sites = {
-        "bare": WebAppProcess("bare", port=free_port(), **common),
-        "session": WebAppProcess("session", port=free_port(), **common),
-        "guarded": WebAppProcess("guarded", port=guarded_port, **common),
+        name: WebAppProcess(
+            name, port=guarded_port if name == "guarded" else free_port(), **common
+        )
+        for name in SITES
     }
     with ExitStack() as stack:
         start_together(stack, *sites.values())
@@ -139,7 +150,7 @@ def run(
         upstream_after = emulator.stats()
     rps = {name: [s.rate for s in values] for name, values in samples.items()}
     cpu = {name: [s.cpu_us for s in values] for name, values in samples.items()}
-    pairs = (("guarded", "session"), ("session", "bare"), ("guarded", "bare"))
+    pairs = PAIRS
     return {
         "tool": tool if tool != "auto" else _tool_used(),
         "connections": connections,

@@ -10,7 +10,13 @@ from typing import Any
 
 __all__ = ["markdown", "plot", "write"]
 
-_CONTENDERS = ("aiotwinne", "aiohttp", "httpx")
+_CONTENDERS = ("aiotwinne", "aiohttp", "aiohttp+model", "httpx")
+_LABELS = {
+    "aiotwinne": "aiotwinne",
+    "aiohttp": "raw aiohttp -> dict",
+    "aiohttp+model": "raw aiohttp + model",
+    "httpx": "httpx + model",
+}
 
 
 def _replace(path: Path, write: Callable[[Path], None]) -> None:
@@ -51,7 +57,7 @@ def _environment(meta: dict[str, Any]) -> list[str]:
     libraries = ", ".join(f"{k} {v}" for k, v in meta["libraries"].items() if v)
     static = meta["upstreams"]["static"]
     emulator = meta["upstreams"]["emulator"]
-    return [
+    lines = [
         "| | |",
         "|---|---|",
         f"| date | {meta['date']} |",
@@ -61,15 +67,24 @@ def _environment(meta: dict[str, Any]) -> list[str]:
         f"| cpu | {meta['cpu_model']}, {meta['cpu_count']} cores |",
         f"| client event loops | {', '.join(meta['client_loops'])} |",
         f"| libraries | {libraries} |",
-        f"| upstream (benchmarks 1-3) | static replay of the emulator's fast-mode answer "
+        f"| upstream (benchmarks 1-3, 5) | static replay of the emulator's fast-mode answer "
         f"({static['answer_bytes']} bytes), own process on {static['loop']}: ceiling "
         f"**{static['ceiling_rps']:,.0f} req/s** ({static['ceiling_tool']}, "
         f"{static['ceiling_connections']} connections) |",
-        f"| upstream (benchmarks 4-5) | TwinneEmulator(fast=True), own process on "
+        f"| upstream (benchmarks 4, 7) | TwinneEmulator(fast=True), own process on "
         f"{emulator['loop']}: ceiling {emulator['ceiling_rps']:,.0f} req/s "
         f"({emulator['ceiling_tool']}); not on the measured path |",
         f"| duration | {meta.get('duration_seconds', '?')} s |",
+        f"| load average (1/5/15 min) | start {_load(meta.get('load_average_start'))}, "
+        f"end {_load(meta.get('load_average_end'))} ({meta['cpu_count']} cores) |",
     ]
+    if meta.get("note"):
+        lines.append(f"| note | {meta['note']} |")
+    return lines
+
+
+def _load(values: list[float] | None) -> str:
+    return "unknown" if not values else " / ".join(f"{v:.2f}" for v in values)
 
 
 def _targets(targets: list[dict[str, Any]]) -> list[str]:
@@ -83,43 +98,74 @@ def _targets(targets: list[dict[str, Any]]) -> list[str]:
 
 def _client(section: dict[str, Any]) -> list[str]:
     lines = [
-        f"Calls per second, median of {section['rounds']} interleaved rounds of "
-        f"{section['slice_seconds']} s (min-max); ratios are per round, then the median. "
-        f"CPU µs per call is the client process's own CPU time in its best round, and the "
-        f"CPU ratio divides the two best rounds (noise only adds time). Pool: "
-        f"{section['pool_limit']} connections for every contender.",
+        "The headline compares `TwinneClient.get_user_info` with what a user writes by hand "
+        "without aiotwinne: raw aiohttp, `json.loads(await resp.read())`, a **dict**. "
+        "The breakdown adds the same hand-written code building the same `UserInfo` "
+        "(`aiohttp+model`), and httpx with the model. "
+        f"Median of {section['rounds']} interleaved rounds of {section['slice_seconds']} s "
+        "(min-max); ratios are per round, then the median. CPU µs per call is the client "
+        "process's own CPU time (median round; noise only adds time, so it is an upper "
+        f"bound). Pool: {section['pool_limit']} connections for every contender.",
+        "",
+        *_model(section["model"]),
         "",
         *_stub(section["stub"]),
         "",
-        "| loop | conc. | aiotwinne | aiohttp | httpx | aiotwinne / aiohttp "
-        "| aiotwinne / httpx | CPU µs/call, best round (tw / aiohttp / httpx) "
-        "| CPU ratio tw/aiohttp (best) "
-        "| upstream CPU |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| loop | conc. | **aiotwinne / raw aiohttp -> dict** | CPU µs/call: dict "
+        "/ + model / aiotwinne | CPU ratio (per round) | aiohttp+model / aiohttp "
+        "| aiotwinne / aiohttp+model | upstream CPU |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for p in section["points"]:
+        cpu = p["cpu_us_per_op"]
+        cpus = " / ".join(f"{cpu[c]['median']:.0f}" for c in ("aiohttp", "aiohttp+model"))
+        share = p.get("upstream_cpu_share")
+        lines.append(
+            f"| {p['loop']} | {p['concurrency']} | {_ratio(p['ratios']['aiotwinne/aiohttp'])} "
+            f"| {cpus} / {cpu['aiotwinne']['median']:.0f} "
+            f"| {_ratio(p['cpu_ratios']['aiotwinne/aiohttp'])} "
+            f"| {_ratio(p['ratios']['aiohttp+model/aiohttp'])} "
+            f"| {_ratio(p['ratios']['aiotwinne/aiohttp+model'])} "
+            f"| {'' if share is None else f'{share:.0%}'} |"
+        )
+    lines += [
+        "",
+        "Calls per second, and httpx:",
+        "",
+        "| loop | conc. | aiotwinne | raw aiohttp -> dict | raw aiohttp + model "
+        "| httpx + model | aiotwinne / httpx | CPU µs/call, best round "
+        "(tw / dict / +model / httpx) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for p in section["points"]:
         rate = p["per_second"]
-        cpu = p["cpu_us_per_op"]
-        cpus = " / ".join(f"{cpu[c]['min']:.0f}" for c in _CONTENDERS)
-        share = p.get("upstream_cpu_share")
+        best = " / ".join(f"{p['cpu_us_per_op'][c]['min']:.0f}" for c in _CONTENDERS)
         lines.append(
-            f"| {p['loop']} | {p['concurrency']} | {_spread(rate['aiotwinne'])} "
-            f"| {_spread(rate['aiohttp'])} | {_spread(rate['httpx'])} "
-            f"| {_ratio(p['ratios']['aiotwinne/aiohttp'])} "
-            f"| {_ratio(p['ratios']['aiotwinne/httpx'])} | {cpus} "
-            f"| {p['cpu_best_ratios']['aiotwinne/aiohttp']:.2f} "
-            f"| {'' if share is None else f'{share:.0%}'} |"
+            f"| {p['loop']} | {p['concurrency']} "
+            + "".join(f"| {_spread(rate[c])} " for c in _CONTENDERS)
+            + f"| {_ratio(p['ratios']['aiotwinne/httpx'])} | {best} |"
         )
     return lines
+
+
+def _model(model: dict[str, Any]) -> list[str]:
+    return [
+        f"The model alone (best of {model['repeat']} runs of {model['number']:,} calls, "
+        f"the recorded {model['answer_bytes']}-byte answer): `user_info_from_wire` "
+        f"**{model['user_info_from_wire_us']:.2f} µs** per profile "
+        f"(`json.loads` of the body: {model['json_loads_us']:.2f} µs).",
+    ]
 
 
 def _stub(stub: dict[str, Any]) -> list[str]:
     best = stub["cpu_us_per_call_best"]
     return [
         f"The client's own cost, network taken out (a stub session answering from memory, "
-        f"best of {stub['rounds']} rounds of {stub['calls']:,} calls): aiotwinne "
-        f"{best['aiotwinne']:.1f} µs/call, the hand-written code {best['aiohttp']:.1f} µs/call: "
-        f"**+{stub['added_us_per_call']:.1f} µs per call**.",
+        f"best of {stub['rounds']} rounds of {stub['calls']:,} calls): by hand to a dict "
+        f"{best['aiohttp']:.1f} µs/call, by hand with the model {best['aiohttp+model']:.1f} "
+        f"(the model in context: +{stub['model_us_per_call']:.1f} µs), aiotwinne "
+        f"{best['aiotwinne']:.1f}: the client layer adds **+{stub['added_us_per_call']:.1f} µs "
+        f"per call** (+{stub['added_over_dict_us_per_call']:.1f} µs over the dict).",
     ]
 
 
@@ -168,7 +214,10 @@ def _middleware(section: dict[str, Any]) -> list[str]:
         f"{section['connections']} connections, {section['rounds']} interleaved rounds of "
         f"{section['slice_seconds']} s; each site is one process on {section['server_loop']}. "
         f"Every request carries the cookie of a real logged-in session "
-        f"({section['cookie_bytes']} bytes).",
+        f"({section['cookie_bytes']} bytes). `session` and `guarded` use "
+        "`aiotwinne.web.cookie_storage()` (each cookie value decrypted once); "
+        "`session-plain` is aiohttp-session's own `EncryptedCookieStorage` (decrypted on "
+        "every request), for reference.",
         "",
         "| site | requests/s | server CPU µs/request (best round) |",
         "|---|--:|--:|",
@@ -212,10 +261,14 @@ def markdown(results: dict[str, Any]) -> str:
     for name, error in results.get("errors", {}).items():
         lines += [f"**Benchmark {name} failed:** `{error}`", ""]
     sections = (
-        ("client_overhead", "1-2. get_user_info: aiotwinne vs raw aiohttp vs httpx", _client),
-        ("bulk", "3. Bulk: fetch_profiles", _bulk),
+        (
+            "client_overhead",
+            "1-3. get_user_info vs raw aiohttp (a dict): the model, the client layer, httpx",
+            _client,
+        ),
         ("middleware", "4. Middleware: the login guard under load", _middleware),
-        ("coalescing", "5. Bearer coalescing", _coalescing),
+        ("bulk", "5. Bulk: fetch_profiles", _bulk),
+        ("coalescing", "7. Bearer coalescing", _coalescing),
     )
     for key, title, render in sections:
         if key in results:
@@ -245,7 +298,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
                 [m - s["min"] for m, s in zip(medians, stats, strict=True)],
                 [s["max"] - m for m, s in zip(medians, stats, strict=True)],
             ]
-            axis.errorbar(xs, medians, yerr=errors, marker="o", capsize=3, label=name)
+            axis.errorbar(xs, medians, yerr=errors, marker="o", capsize=3, label=_LABELS[name])
         axis.set_xscale("log", base=2)
         axis.set_xticks(xs, [str(x) for x in xs])
         axis.set_xlabel("concurrency")
@@ -255,7 +308,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes[0][0].legend()
     static = results["meta"]["upstreams"]["static"]
     figure.suptitle(
-        f"aiotwinne vs raw aiohttp vs httpx ({results['meta']['cpu_count']} cores; "
+        "get_user_info: aiotwinne vs raw aiohttp and httpx "
+        f"({results['meta']['cpu_count']} cores; "
         f"upstream ceiling {static['ceiling_rps']:,.0f} req/s)"
     )
     figure.tight_layout()

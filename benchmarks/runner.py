@@ -19,7 +19,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the bench extra
 
 from . import bulk, client_overhead, coalescing, middleware, report
 from ._child import start_together
-from ._env import describe
+from ._env import describe, load_average
 from ._load import run_load, wrk_path
 from ._loops import available_loops
 from ._upstream import UpstreamProcess
@@ -35,10 +35,10 @@ _KEYS: Final = {
     "coalescing": "coalescing",
 }
 _TITLES: Final = {
-    "client": "1-2. client overhead: aiotwinne vs aiohttp vs httpx",
-    "bulk": "3. bulk: fetch_profiles throughput and peak RSS",
+    "client": "1-3. get_user_info against raw aiohttp (a dict), the model, the client layer",
+    "bulk": "5. bulk: fetch_profiles throughput and peak RSS",
     "middleware": "4. middleware: bare / session / guarded sites under load",
-    "coalescing": "5. coalescing: a burst of Bearer requests with one new token",
+    "coalescing": "7. coalescing: a burst of Bearer requests with one new token",
 }
 
 
@@ -55,6 +55,8 @@ class Settings:
     client_warmup: float = 0.5
     stub_calls: int = 2_000
     stub_rounds: int = 40
+    model_number: int = 20_000
+    model_repeat: int = 15
     bulk_concurrency: int = 64
     bulk_count: int = 10_000
     bulk_rounds: int = 7
@@ -97,6 +99,8 @@ class Settings:
             client_warmup=0.05,
             stub_calls=200,
             stub_rounds=2,
+            model_number=200,
+            model_repeat=2,
             bulk_concurrency=8,
             bulk_count=200,
             bulk_rounds=2,
@@ -137,10 +141,15 @@ def _ceiling(upstream: UpstreamProcess, settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_all(settings: Settings, out_dir: Path) -> dict[str, Any]:
-    """Run the suites in *settings* and write ``latest.json/.md/.png`` into *out_dir*."""
+def run_all(settings: Settings, out_dir: Path, *, note: str | None = None) -> dict[str, Any]:
+    """Run the suites in *settings* and write ``latest.json/.md/.png`` into *out_dir*.
+
+    *note*, when given, is kept with the environment (e.g. "the machine was shared").
+    """
     started = time.perf_counter()
     results: dict[str, Any] = {"meta": describe()}
+    if note:
+        results["meta"]["note"] = note
     results["meta"]["settings"] = attrs.asdict(settings)
     results["meta"]["wrk"] = wrk_path()
     loops = available_loops(settings.loops)
@@ -167,6 +176,8 @@ def run_all(settings: Settings, out_dir: Path) -> dict[str, Any]:
                 upstream_cpu=_cpu_seconds(static.pid),
                 stub_calls=settings.stub_calls,
                 stub_rounds=settings.stub_rounds,
+                model_number=settings.model_number,
+                model_repeat=settings.model_repeat,
             ),
             "bulk": lambda: bulk.run(
                 static.info,
@@ -196,6 +207,7 @@ def run_all(settings: Settings, out_dir: Path) -> dict[str, Any]:
                 traceback.print_exc()
                 results.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"
     results["targets"] = judge(results, settings)
+    results["meta"]["load_average_end"] = load_average()
     results["meta"]["duration_seconds"] = round(time.perf_counter() - started, 1)
     report.write(results, out_dir)
     _log(f"done in {results['meta']['duration_seconds']} s: results in {out_dir}")
@@ -221,29 +233,67 @@ def _worst(points: Iterable[dict[str, Any]], key: str) -> tuple[float | None, st
 
 
 def judge(results: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
-    """Each target of the brief, with the measured value and whether it is met."""
+    """Each target of the brief (issue 12), with the measured value and whether it is met.
+
+    The limits below are the targets as set; a missed one is reported as
+    missed, never moved.
+    """
     targets = []
     overhead = results.get("client_overhead")
     if overhead:
         worst, where = _worst(overhead["points"], "aiotwinne/aiohttp")
         targets.append(
             _target(
-                "1. client overhead",
-                "aiotwinne >= 0.90x raw aiohttp at every point",
+                "1. get_user_info vs raw aiohttp -> dict",
+                "aiotwinne >= 0.90x raw aiohttp giving a dict, at every point "
+                "(median of per-round ratios)",
                 worst,
                 None if worst is None else worst >= 0.90,
                 f"lowest median ratio: {where}",
             )
         )
-        busy = [p for p in overhead["points"] if p["concurrency"] >= 16]
-        worst, where = _worst(busy, "aiotwinne/httpx")
+        model = overhead["model"]["user_info_from_wire_us"]
         targets.append(
             _target(
-                "2. against httpx",
-                "aiotwinne ahead of httpx at concurrency >= 16",
-                worst,
-                None if worst is None else worst > 1.0,
-                f"lowest median ratio: {where}",
+                "2. model",
+                "user_info_from_wire <= 6 us per profile, alone",
+                model,
+                model <= 6.0,
+                f"best of {overhead['model']['repeat']} x {overhead['model']['number']:,} calls",
+            )
+        )
+        added = overhead["stub"]["added_us_per_call"]
+        targets.append(
+            _target(
+                "3. client layer",
+                "get_user_info <= 6 us per call over the same job by hand (stub session)",
+                added,
+                added <= 6.0,
+                "best rounds: aiotwinne "
+                f"{overhead['stub']['cpu_us_per_call_best']['aiotwinne']} us, by hand with "
+                f"the model {overhead['stub']['cpu_us_per_call_best']['aiohttp+model']} us",
+            )
+        )
+    web = results.get("middleware")
+    if web:
+        ratio = web["ratios"]["guarded/bare"]["median"]
+        targets.append(
+            _target(
+                "4a. guarded page vs bare",
+                "guarded >= 0.55x a bare aiohttp page (encrypted-cookie session)",
+                ratio,
+                ratio >= 0.55,
+                f"server CPU, best rounds: {web['cpu_best_ratios']['guarded/bare']}",
+            )
+        )
+        ratio = web["ratios"]["guarded/session"]["median"]
+        targets.append(
+            _target(
+                "4b. guard vs session",
+                "guarded >= 0.90x the session-only site",
+                ratio,
+                ratio >= 0.90,
+                f"upstream calls during the load: {web['upstream_calls_during_load']}",
             )
         )
     bulk_results = results.get("bulk")
@@ -251,7 +301,7 @@ def judge(results: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
         ratio = bulk_results["throughput"]["ratios"]["fetch_profiles/get_user_info"]["median"]
         targets.append(
             _target(
-                "3a. bulk throughput",
+                "5a. bulk throughput",
                 f">= 0.90x the client loop at concurrency {settings.bulk_concurrency}",
                 ratio,
                 ratio >= 0.90,
@@ -261,22 +311,22 @@ def judge(results: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
         growth = bulk_results["rss_growth_mib"]
         targets.append(
             _target(
-                "3b. bulk memory",
+                "5b. bulk memory",
                 f"peak RSS grows < 20 MiB from {small:,} to {large:,} tokens",
                 growth,
                 growth < 20,
             )
         )
-    web = results.get("middleware")
-    if web:
-        ratio = web["ratios"]["guarded/session"]["median"]
+    if overhead:
+        busy = [p for p in overhead["points"] if p["concurrency"] >= 16]
+        worst, where = _worst(busy, "aiotwinne/httpx")
         targets.append(
             _target(
-                "4. middleware",
-                "guarded >= 0.85x the session-only site",
-                ratio,
-                ratio >= 0.85,
-                f"upstream calls during the load: {web['upstream_calls_during_load']}",
+                "6. against httpx",
+                "aiotwinne ahead of httpx (with the model) at concurrency >= 16",
+                worst,
+                None if worst is None else worst > 1.0,
+                f"lowest median ratio: {where}",
             )
         )
     burst = results.get("coalescing")
@@ -284,7 +334,7 @@ def judge(results: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
         calls = burst["upstream_calls"]
         targets.append(
             _target(
-                "5. coalescing",
+                "7. coalescing",
                 f"{burst['requests']} concurrent requests, one new token: 1 upstream call",
                 max(calls),
                 all(c == 1 for c in calls),

@@ -40,8 +40,9 @@ def test_writes_json_markdown_and_png(bench: tuple[Settings, Path, dict[str, Any
         json.dumps(results)
     )
     table = (out / "latest.md").read_text(encoding="utf-8")
-    for heading in ("## Targets", "## 1-2.", "## 3.", "## 4.", "## 5."):
+    for heading in ("## Targets", "## 1-3.", "## 4.", "## 5.", "## 7."):
         assert heading in table
+    assert "aiotwinne / raw aiohttp -> dict" in table
     assert (out / "latest.png").read_bytes().startswith(_PNG_MAGIC)
     assert not list(out.glob("*.tmp"))
 
@@ -52,6 +53,8 @@ def test_meta_records_the_environment(bench: tuple[Settings, Path, dict[str, Any
     meta = results["meta"]
     for key in ("date", "command", "python", "cpu_model", "cpu_count", "libraries"):
         assert meta[key]
+    for key in ("load_average_start", "load_average_end"):
+        assert len(meta[key]) == 3
     assert meta["libraries"]["aiohttp"]
     assert "asyncio" in meta["client_loops"]
     for kind in ("static", "emulator"):
@@ -64,7 +67,7 @@ def test_meta_records_the_environment(bench: tuple[Settings, Path, dict[str, Any
 def test_client_overhead_measures_every_contender_at_every_point(
     bench: tuple[Settings, Path, dict[str, Any]],
 ) -> None:
-    """One point per (loop, concurrency); each contender sampled once per round; ratios present."""
+    """One point per (loop, concurrency); the headline, its breakdown and httpx every round."""
     settings, _, results = bench
     section = results["client_overhead"]
     points = section["points"]
@@ -72,12 +75,39 @@ def test_client_overhead_measures_every_contender_at_every_point(
     assert [(p["loop"], p["concurrency"]) for p in points] == [
         (loop, c) for loop in loops for c in settings.concurrencies
     ]
+    contenders = {"aiotwinne", "aiohttp", "aiohttp+model", "httpx"}
     for point in points:
-        assert set(point["per_second"]) == {"aiotwinne", "aiohttp", "httpx"}
+        assert set(point["per_second"]) == set(point["cpu_us_per_op"]) == contenders
         for summary in (*point["per_second"].values(), *point["cpu_us_per_op"].values()):
             assert _summary_ok(summary, settings.client_rounds)
-        assert set(point["ratios"]) == {"aiotwinne/aiohttp", "aiotwinne/httpx"}
+        assert set(point["ratios"]) == {
+            "aiotwinne/aiohttp",
+            "aiotwinne/aiohttp+model",
+            "aiotwinne/httpx",
+            "aiohttp+model/aiohttp",
+        }
+        for summary in point["ratios"].values():
+            assert _summary_ok(summary, settings.client_rounds)
+        assert _summary_ok(point["cpu_ratios"]["aiotwinne/aiohttp"], settings.client_rounds)
         assert point["upstream_cpu_share"] >= 0
+
+
+def test_the_model_and_the_client_layer_are_measured_alone(
+    bench: tuple[Settings, Path, dict[str, Any]],
+) -> None:
+    """The model in a tight loop; the stub session's three contenders and their differences."""
+    settings, _, results = bench
+    section = results["client_overhead"]
+    model = section["model"]
+    assert (model["number"], model["repeat"]) == (settings.model_number, settings.model_repeat)
+    assert model["user_info_from_wire_us"] > 0
+    assert model["json_loads_us"] > 0
+    assert 0 < model["answer_bytes"] <= results["meta"]["upstreams"]["static"]["answer_bytes"]
+    stub = section["stub"]
+    best = stub["cpu_us_per_call_best"]
+    assert set(best) == {"aiotwinne", "aiohttp", "aiohttp+model"}
+    assert stub["added_us_per_call"] == round(best["aiotwinne"] - best["aiohttp+model"], 2)
+    assert stub["model_us_per_call"] == round(best["aiohttp+model"] - best["aiohttp"], 2)
 
 
 def test_bulk_fetches_every_token_and_measures_memory_per_size(
@@ -98,13 +128,18 @@ def test_bulk_fetches_every_token_and_measures_memory_per_size(
 def test_middleware_loads_three_sites_without_calling_twinne(
     bench: tuple[Settings, Path, dict[str, Any]],
 ) -> None:
-    """Bare, session-only and guarded sites were loaded; the logged-in guard never asked Twinne."""
+    """Bare, session, guarded and plain-storage sites were loaded; the guard never asked Twinne."""
     settings, _, results = bench
     section = results["middleware"]
-    assert set(section["requests_per_second"]) == {"bare", "session", "guarded"}
+    sites = {"bare", "session", "guarded", "session-plain"}
+    assert set(section["requests_per_second"]) == sites
+    assert set(section["server_cpu_us_per_request"]) == sites
     for summary in section["requests_per_second"].values():
         assert _summary_ok(summary, settings.web_rounds)
-    assert set(section["ratios"]) == {"guarded/session", "session/bare", "guarded/bare"}
+    pairs = {"guarded/bare", "guarded/session", "session/bare", "session/session-plain"}
+    assert set(section["ratios"]) == set(section["cpu_best_ratios"]) == pairs
+    for summary in section["ratios"].values():
+        assert _summary_ok(summary, settings.web_rounds)
     assert section["upstream_calls_during_load"] == 0
 
 
@@ -119,9 +154,13 @@ def test_coalescing_makes_one_upstream_call_per_burst(
 
 
 def test_every_target_is_judged(bench: tuple[Settings, Path, dict[str, Any]]) -> None:
-    """One judged target per goal of the brief, each with a verdict (or n/a) and a value."""
-    _, _, results = bench
+    """One judged target per goal of issue 12 (and httpx, coalescing), each with a verdict."""
+    _, out, results = bench
     names = [t["name"].split(".")[0] for t in results["targets"]]
-    assert names == ["1", "2", "3a", "3b", "4", "5"]
+    assert names == ["1", "2", "3", "4a", "4b", "5a", "5b", "6", "7"]
     for target in results["targets"]:
         assert target["met"] in (True, False, None)
+        assert isinstance(target["value"], (int, float))
+    table = (out / "latest.md").read_text(encoding="utf-8")
+    for target in results["targets"]:
+        assert f"| {target['name']} |" in table
