@@ -102,7 +102,7 @@ _SNIPPET_CHARS: Final = 200
 # PHP warnings printed before the JSON are short; a JSON document further in
 # than this many candidate openings is not a Twinne answer.
 _MAX_JSON_CANDIDATES: Final = 32
-_BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
+_BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f\ufeff]")  # U+FEFF: a byte-order mark, invisible
 _DECODER = json.JSONDecoder()
 
 
