@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench soak clean
+.PHONY: demo test lint typecheck pytest matrix bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,19 @@ pytest: $(STAMP)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 
+# The supported range, which `make test` (one Python, the newest dependencies) does
+# not show: the tests on every CPython 3.10-3.13 on this machine with the newest
+# dependencies, and once on the oldest with every `>=` bound in pyproject.toml pinned
+# to exactly that version. Each run has its own .venv-matrix/<run>, made on first use,
+# and log, .venv-matrix/<run>.log; a table at the end gives python, deps, result and
+# seconds, and any failed run fails the target. A CPython that is not here is reported;
+# with MATRIX_ARGS=--strict (.ci/run) it is a failure. Two runs at a time (2 cores).
+# Only the tests, with -W error: lint, types and coverage are `make test`'s.
+# tools/matrix.py --help for one run (`make matrix MATRIX_ARGS=floors`) and more.
+MATRIX_ARGS ?=
+matrix: $(STAMP)
+	$(BIN)/python tools/matrix.py $(MATRIX_ARGS)
+
 # The reliability suite (tests/reliability) at the sizes docs/reliability.md
 # reports: 100,000 bulk tokens, 1,000 browsers, 20 restarts... (several minutes).
 # Figures go to benchmarks/results/soak.json and soak.md.
@@ -47,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-matrix .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .hypothesis
