@@ -5,24 +5,25 @@ The credentials rules live here once: the app secret comes only from
 visible in ``ps``), and an auth_key or token from the environment or stdin.
 So do the rules for what reaches the terminal: one ``aiotwinne: error: ...``
 line per failure, redacted, and stdout flushed before the exit status is
-decided.
+decided; notes and warnings that ``-q`` silences; and standard streams that
+may be closed (``>&-``) or whose reader went away (``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
 import sys
-from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import IO, Any, Final, TextIO
 
 import attrs
 
 from .. import _protocol
-from ..client import TwinneClient
+from ..client import RetryPolicy, TwinneClient
 from ..errors import HTTPStatusError, ProtocolError, TransportError
 
 __all__ = [
@@ -34,21 +35,29 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_READER_GONE",
+    "EXIT_TERMINATED",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "NOT_ANSWERED_BY_TWINNE",
     "PROG",
+    "ClosedStreamError",
+    "Terminated",
     "UsageError",
     "client_from_args",
     "configure_logging",
     "discard_stdout",
     "error",
     "flush_stdout",
+    "guard_closed_streams",
     "network_error",
+    "note",
+    "plural",
     "print_json",
     "progress_bar",
     "reason",
     "secret_input",
+    "set_quiet",
 ]
 
 #: Everything succeeded.
@@ -59,8 +68,13 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 #: Twinne could not be reached, or did not answer like Twinne.
 EXIT_UNREACHABLE: Final = 3
-#: Stopped with Ctrl-C.
+#: Stopped with Ctrl-C (128 + SIGINT, as the shell reports a process Ctrl-C killed).
 EXIT_INTERRUPTED: Final = 130
+#: The reader of stdout went away (``| head``): 128 + SIGPIPE, what a shell tool
+#: killed by SIGPIPE reports, so ``set -o pipefail`` scripts see it the same way.
+EXIT_READER_GONE: Final = 141
+#: Stopped with SIGTERM (128 + SIGTERM), after the same clean ending as Ctrl-C.
+EXIT_TERMINATED: Final = 143
 
 PROG: Final = "aiotwinne"
 ENV_APP_ID: Final = "TWINNE_APP_ID"
@@ -80,12 +94,80 @@ class UsageError(Exception):
     """A mistake in how the command was called, or input it cannot use: exit 2."""
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: end like Ctrl-C (a BaseException, so no ``except Exception`` eats it)."""
+
+
+class ClosedStreamError(OSError):
+    """A write to a standard stream that was closed when the command started (``>&-``)."""
+
+
+class _ClosedStream:
+    """Stands for a standard stream that was closed: writing fails with one clear reason.
+
+    Python sets such a stream to ``None``, and ``print()`` to ``None`` silently
+    does nothing, so output would be lost with exit 0.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        raise ClosedStreamError(errno.EBADF, f"{self.name} is closed")
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise ValueError(f"{self.name} is closed")
+
+
+def guard_closed_streams() -> None:
+    """Replace a standard output or error stream closed at start-up by :class:`_ClosedStream`."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream("standard output")
+    if sys.stderr is None:
+        sys.stderr = _ClosedStream("standard error")
+
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """``-q``: print only errors on stderr (no notes, warnings, progress bar or summary)."""
+    global _quiet
+    _quiet = quiet
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 line``, ``2 lines``, ``1,000 lines``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 # -- terminal output -------------------------------------------------------------
 
 
 def error(message: str) -> None:
-    """Print the one error line of a failure on stderr (*message* must be redacted)."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    """Print the one error line of a failure on stderr (*message* must be redacted).
+
+    A stderr that is closed or whose reader went away loses the line; the exit
+    status still tells.
+    """
+    _to_stderr(f"{PROG}: error: {message}")
+
+
+def note(message: str) -> None:
+    """A note or warning on stderr (``aiotwinne: ...``), unless ``-q``."""
+    if not _quiet:
+        _to_stderr(f"{PROG}: {message}")
+
+
+def _to_stderr(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
 
 
 def reason(exc: BaseException) -> str:
@@ -117,7 +199,7 @@ def flush_stdout(status: int) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         discard_stdout()
-        return EXIT_FAILED
+        return EXIT_READER_GONE
     except OSError as exc:
         discard_stdout()
         error(f"cannot write the output: {reason(exc)}")
@@ -142,29 +224,52 @@ def discard_stdout() -> None:
 def configure_logging(*, verbose: bool) -> None:
     """Quiet by default (errors are reported as one line each); ``-v`` shows retries.
 
-    Without this, Python's last-resort handler would print stamina's bare
-    ``stamina.retry_scheduled`` warnings. Every record the library writes is
-    redacted; the format prints only the message, never a record's extras.
+    Under ``-v`` each retry is one line, ``aiotwinne: retrying GET ... after
+    attempt 1 of 4 failed: ...``, from the library's own DEBUG record; stamina's
+    ``stamina.retry_scheduled`` record says the same without the reason, so the
+    command line (which owns this process's logging) leaves it out. Every record
+    the library writes is redacted; the format prints only the message, never a
+    record's extras.
     """
-    logging.basicConfig(
-        format=f"{PROG}: %(name)s: %(message)s",
-        level=logging.WARNING if verbose else logging.ERROR,
-        stream=sys.stderr,
-    )
-    if verbose:
-        logging.getLogger("aiotwinne").setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)  # main() called again in one process (tests)
+    handler = _Handler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if verbose else logging.ERROR)
+    logging.getLogger("stamina").setLevel(logging.ERROR)
+    logging.getLogger("aiotwinne").setLevel(logging.DEBUG if verbose else logging.NOTSET)
 
 
-def progress_bar(total: int | None, unit: str) -> Any:
-    """A tqdm bar on stderr when it is a terminal (and tqdm, the ``cli`` extra, is installed)."""
-    if not sys.stderr.isatty():
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The command line's own handler on the root logger."""
+
+
+class _OneLine(logging.Formatter):
+    """``aiotwinne: message`` (``aiotwinne: aiotwinne.web: message`` from a sub-logger)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = " ".join(record.getMessage().split())
+        if record.name == PROG:
+            return f"{PROG}: {message}"
+        return f"{PROG}: {record.name}: {message}"
+
+
+def progress_bar(total: int | None, noun: str) -> Any:
+    """A tqdm bar on stderr when it is a terminal (and tqdm, the ``cli`` extra, is installed).
+
+    None under ``-q``. The bar is cleared when closed (``leave=False``).
+    """
+    if _quiet or not sys.stderr.isatty():
         return None
     try:
         # tqdm ships no type information; types-tqdm is not worth a dependency.
         from tqdm import tqdm  # type: ignore[import-untyped]
     except ImportError:
         return None
-    return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+    # tqdm writes the unit right after the number ("99line"): the unit carries the space.
+    return tqdm(total=total, unit=f" {noun}s", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
 # -- configuration ----------------------------------------------------------------
@@ -180,19 +285,34 @@ class _Config:
 def _config(args: argparse.Namespace) -> _Config:
     """Flags first, then the environment; the secret only from a file or the environment."""
     base_url = args.base_url or os.environ.get(ENV_BASE_URL) or _protocol.DEFAULT_BASE_URL
-    app_id = args.app_id or os.environ.get(ENV_APP_ID) or None
-    secret: str | None
-    if args.app_secret_file is not None:
-        path: Path = args.app_secret_file
-        try:
-            secret = path.read_text(encoding="utf-8").partition("\n")[0].strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --app-secret-file {path}: {reason(exc)}") from None
-        if not secret:
-            raise UsageError(f"--app-secret-file {path} is empty")
-    else:
-        secret = os.environ.get(ENV_SECRET) or None
+    app_id = getattr(args, "app_id", None) or os.environ.get(ENV_APP_ID) or None
+    path: str | None = getattr(args, "app_secret_file", None)
+    secret = _read_secret_file(path) if path is not None else os.environ.get(ENV_SECRET) or None
     return _Config(base_url=base_url, app_id=app_id, app_secret=secret)
+
+
+def _read_secret_file(path: str) -> str:
+    """The first line of *path* (``-``: stdin) that is not blank, without a byte-order mark.
+
+    Editors on some systems save a BOM (U+FEFF, invisible) or leave a blank
+    first line; neither is part of a secret.
+    """
+    name = "stdin" if path == "-" else path
+    try:
+        if path == "-":
+            if sys.stdin is None:
+                raise UsageError("cannot read --app-secret-file -: standard input is closed")
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as file:
+                raw = file.read()
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read --app-secret-file {name}: {reason(exc)}") from None
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    raise UsageError(f"--app-secret-file {name} is empty")
 
 
 def client_from_args(
@@ -204,17 +324,33 @@ def client_from_args(
         raise UsageError(f"no app id: pass --app-id or set {ENV_APP_ID}")
     if needs_secret and config.app_secret is None:
         raise UsageError(f"no app secret: set {ENV_SECRET} or pass --app-secret-file PATH")
+    allow_insecure: bool = args.allow_insecure
+    try:
+        _protocol.check_base_url(config.base_url, allow_insecure=True)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        _protocol.check_base_url(config.base_url, allow_insecure=allow_insecure)
+    except ValueError:
+        # The library's message names its Python argument; a user here has a flag.
+        raise UsageError(
+            f"the base URL {config.base_url} is plain http:// to a host that is not this "
+            "machine, so the app secret would travel in clear text: use https://, or pass "
+            "--allow-insecure"
+        ) from None
+    attempts: int = getattr(args, "attempts", None) or RetryPolicy().attempts
     try:
         # get_user_info needs neither credential; the client still wants both.
         return TwinneClient(
             config.app_id or "0",
             config.app_secret or "unused",
             base_url=config.base_url,
-            timeout=args.timeout,
-            allow_insecure=args.allow_insecure,
+            timeout=getattr(args, "timeout", 10.0),
+            allow_insecure=allow_insecure,
+            retry=RetryPolicy(attempts=attempts),
         )
     except (ValueError, TypeError) as exc:
-        # check_identifier's and check_base_url's messages never repeat a secret.
+        # check_identifier's messages never repeat a secret.
         raise UsageError(str(exc)) from None
 
 
@@ -222,7 +358,10 @@ def secret_input(value: str | None, name: str, variable: str) -> str:
     """A secret from the environment or stdin; one given on argv is used, with a warning.
 
     Command lines are visible to every user of the machine (``ps``) and stay in
-    shell histories, so the argument is only the explicit ``-`` for stdin.
+    shell histories, so the argument is only the explicit ``-`` for stdin. On
+    a terminal the command says what it waits for and the terminal does not
+    echo what is typed. Call it outside the event loop: a read blocked there
+    would not see the first Ctrl-C.
 
     Args:
         value: The command-line argument: ``None``, ``"-"`` or the secret itself.
@@ -235,18 +374,41 @@ def secret_input(value: str | None, name: str, variable: str) -> str:
     if value is None:
         value = os.environ.get(variable) or "-"
     elif value != "-":
-        print(
-            f"{PROG}: warning: the {name} on the command line is visible to other users "
+        note(
+            f"warning: the {name} on the command line is visible to other users "
             f"of this machine (ps) and in shell history; set {variable} or pass - and "
-            "write it to stdin instead",
-            file=sys.stderr,
+            "write it to stdin instead"
         )
     if value != "-":
         return value
+    if sys.stdin is None:
+        raise UsageError(f"no {name}: standard input is closed (set {variable})")
     try:
-        line = sys.stdin.readline().strip()
+        line = _read_line(sys.stdin, name)
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the {name} from stdin: {reason(exc)}") from None
+    line = line.removeprefix("\ufeff").strip()
     if not line:
         raise UsageError(f"no {name} on stdin")
     return line
+
+
+def _read_line(stream: IO[str], name: str) -> str:
+    """One line of *stream*; on a terminal, a prompt on stderr and no echo."""
+    if not stream.isatty():
+        return stream.readline()
+    note(f"reading the {name} from standard input (type it, then Enter; Ctrl-C to stop)")
+    try:
+        import termios
+    except ImportError:  # pragma: no cover - not POSIX: the terminal echoes
+        return stream.readline()
+    fd = stream.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+    try:
+        return stream.readline()
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+        _to_stderr("")  # the Enter the terminal did not echo

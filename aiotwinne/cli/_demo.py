@@ -257,7 +257,7 @@ class Story:
         )
         emu.reset_stats()
         tally = Tally()
-        bar = progress_bar(total=len(tokens), unit="profile")
+        bar = progress_bar(total=len(tokens), noun="profile")
         try:
             async with contextlib.aclosing(
                 self.client.fetch_profiles(tokens, concurrency=32)
@@ -269,7 +269,7 @@ class Story:
         finally:
             if bar is not None:
                 bar.close()
-        print(f"  {tally.summary('tokens')}")
+        print(f"  {tally.summary('token')}")
         print(
             f"  Twinne answered {emu.count('user_info'):,} requests: one per token, "
             "and one result per token, in any mix of outcomes"

@@ -9,26 +9,71 @@ runs.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
 
-from .. import _protocol
-from ._auth import exchange, login_url, me
-from ._common import ENV_APP_ID, ENV_AUTH_KEY, ENV_BASE_URL, ENV_SECRET, ENV_TOKEN, PROG
+from .. import __version__, _protocol
+from ._auth import TOKEN_FIELDS, exchange, login_url, me, prepare_exchange, prepare_me
+from ._common import (
+    ENV_APP_ID,
+    ENV_AUTH_KEY,
+    ENV_BASE_URL,
+    ENV_SECRET,
+    ENV_TOKEN,
+    EXIT_USAGE,
+    PROG,
+    error,
+)
 from ._demo import demo
 from ._emulator import SNGINE_VERSIONS, emulator
 from ._profiles import profiles
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "parse"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line that names the command's ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        error(f"{message}; see '{self.prog} --help'")
+        sys.exit(EXIT_USAGE)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse *argv*; a usage error prints one line and exits 2.
+
+    An unknown flag after a command is reported by that command's parser, so
+    the line names ``aiotwinne profiles --help``, not the top level's.
+    """
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        commands: dict[str, argparse.ArgumentParser] = parser.commands  # type: ignore[attr-defined]
+        owner = commands.get(getattr(args, "command_name", ""), parser)
+        owner.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``aiotwinne`` parser; ``args.command`` is the coroutine function to run."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v", "--verbose", action="store_true", help="log retries and the library's debug output"
+    """The ``aiotwinne`` parser; ``args.command`` is the coroutine function to run.
+
+    Each command lists only the options it uses: ``login-url`` sends nothing
+    (no --timeout), ``me`` and ``profiles`` need no app credentials, and only
+    ``exchange`` needs the secret.
+    """
+    output = _Parser(add_help=False)
+    output.add_argument(
+        "-v", "--verbose", action="store_true", help="one line on stderr for every retry"
     )
-    connection = argparse.ArgumentParser(add_help=False, parents=[common])
-    group = connection.add_argument_group("Twinne connection")
+    output.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only errors on stderr: no progress bar, summary, notes or warnings",
+    )
+    site = _Parser(add_help=False)
+    group = site.add_argument_group("Twinne")
     group.add_argument(
         "--base-url",
         metavar="URL",
@@ -37,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--allow-insecure",
         action="store_true",
-        help="allow a plain http:// base URL to a non-loopback host (the secret travels in clear)",
+        help="allow a plain http:// base URL to a host that is not this machine "
+        "(the secret travels in clear)",
     )
+    requests = _Parser(add_help=False)
+    group = requests.add_argument_group("requests")
     group.add_argument(
         "--timeout",
         type=_positive_float,
@@ -46,42 +94,64 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="per-request timeout (default 10)",
     )
-    app = argparse.ArgumentParser(add_help=False)
-    group = app.add_argument_group("app credentials")
+    group.add_argument(
+        "--attempts",
+        type=_positive_int,
+        metavar="N",
+        help="tries per request, the first included (default 4; 1: no retries); "
+        "an exchange is retried only when its connection never opened",
+    )
+    app_id = _Parser(add_help=False)
+    group = app_id.add_argument_group("app credentials")
     group.add_argument("--app-id", metavar="ID", help=f"the app's id (env {ENV_APP_ID})")
+    secret = _Parser(add_help=False)
+    group = secret.add_argument_group("app secret")
     group.add_argument(
         "--app-secret-file",
         metavar="PATH",
-        type=Path,
-        help=f"a file whose first line is the app secret (default: env {ENV_SECRET}); "
-        "there is no flag for the secret itself, as command lines are visible in ps",
+        help=f"a file whose first line is the app secret, - for stdin (default: env "
+        f"{ENV_SECRET}); there is no flag for the secret itself, as command lines are "
+        "visible in ps",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Command line for Twinne's 'Log in With' API, and its emulator.",
         epilog="Exit status: 0 success; 1 Twinne refused or some items failed; 2 usage, "
         "input or output error; 3 Twinne unreachable or not answering like Twinne; "
-        "130 interrupted.",
+        "130 interrupted (Ctrl-C); 141 the reader of the output went away (| head); "
+        "143 terminated (SIGTERM).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    by_name: dict[str, argparse.ArgumentParser] = {}
+    parser.commands = by_name  # type: ignore[attr-defined]
 
-    cmd = commands.add_parser(
+    def add(
+        name: str, parents: list[_Parser], *, help: str, description: str
+    ) -> argparse.ArgumentParser:
+        inherited: list[_Parser] = [output, *parents]
+        cmd = commands.add_parser(name, parents=inherited, help=help, description=description)
+        cmd.set_defaults(command_name=name)
+        by_name[name] = cmd
+        return cmd
+
+    cmd = add(
         "login-url",
-        parents=[connection, app],
+        [site, app_id],
         help="print the login link",
-        description="Print the link that starts a login (needs only the app id).",
+        description="Print the link that starts a login (needs only the app id; sends nothing).",
     )
     cmd.set_defaults(command=login_url)
 
-    cmd = commands.add_parser(
+    cmd = add(
         "exchange",
-        parents=[connection, app],
+        [site, requests, app_id, secret],
         help="exchange an auth_key for an access token",
         description="Exchange a single-use auth_key (from the callback's ?auth_key=) for an "
         "access token, and print it as JSON on stdout: access_token (the token itself: "
         "printing it is this command's purpose), its fingerprint, issued_at and expires_at. "
-        "The token never appears in errors.",
+        f"The auth_key comes from {ENV_AUTH_KEY} or stdin. The token never appears in errors.",
     )
     cmd.add_argument(
         "auth_key",
@@ -90,15 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"read the auth_key from stdin (the default when {ENV_AUTH_KEY} is unset); "
         "a key given here is visible to other users (ps) and is warned about",
     )
-    cmd.set_defaults(command=exchange)
+    cmd.add_argument(
+        "--field",
+        choices=TOKEN_FIELDS,
+        metavar="NAME",
+        help="print only this field, as plain text: "
+        + ", ".join(TOKEN_FIELDS)
+        + " (e.g. TOKEN=$(aiotwinne exchange --field access_token))",
+    )
+    cmd.set_defaults(command=exchange, prepare=prepare_exchange)
 
-    cmd = commands.add_parser(
+    cmd = add(
         "me",
-        parents=[connection, app],
+        [site, requests],
         help="print the user an access token belongs to",
         description="Print the profile behind an access token as JSON: the library's "
         "model (typed values: numbers, booleans, ISO dates; unknown keys under 'extra'), "
-        "or with --wire exactly Twinne's field names and strings. No app credentials needed.",
+        f"or with --wire exactly Twinne's field names and strings. The token comes from "
+        f"{ENV_TOKEN} or stdin. No app credentials needed.",
     )
     cmd.add_argument(
         "token",
@@ -108,19 +187,26 @@ def build_parser() -> argparse.ArgumentParser:
         "a token given here is visible to other users (ps) and is warned about",
     )
     cmd.add_argument("--wire", action="store_true", help="print Twinne's wire form instead")
-    cmd.set_defaults(command=me)
+    cmd.add_argument(
+        "--field",
+        metavar="NAME",
+        help="print only this field, as plain text (a string as is, anything else as JSON)",
+    )
+    cmd.set_defaults(command=me, prepare=prepare_me)
 
-    cmd = commands.add_parser(
+    cmd = add(
         "profiles",
-        parents=[connection, app],
+        [site, requests],
         help="fetch many profiles: one token a line in, JSON Lines out",
         description="Read one access token per line and write one JSON object per line: "
         '{"line": N, "status": ..., "token": FINGERPRINT, "user": {...}} on success, '
         '"error" and "message" otherwise. status is one of ok, expired, invalid, not_found, '
         "refused (Twinne's own refusal, e.g. the feature switched off), failed, blank, "
         "malformed. Tokens themselves are never written, only fingerprints. "
-        "A progress bar (when stderr is a terminal) and a summary go to stderr. "
-        "Exit 0 if every line succeeded, 1 if some failed, 3 if none got an answer from Twinne.",
+        "A progress bar (when stderr is a terminal) and a summary go to stderr; Ctrl-C or "
+        "SIGTERM stops it with the summary, the lines written so far complete. "
+        "Exit 0 if every line succeeded, 1 if some failed, 3 if none got an answer from "
+        "Twinne. No app credentials needed.",
     )
     cmd.add_argument(
         "file", metavar="FILE", nargs="?", default="-", help="the tokens (default: - for stdin)"
@@ -138,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="at most R requests started per second (default: no limit)",
     )
-    cmd.add_argument("--out", metavar="FILE", help="write the JSON Lines here (default: stdout)")
+    cmd.add_argument(
+        "--out", metavar="FILE", help="write the JSON Lines here (default and -: stdout)"
+    )
     cmd.add_argument(
         "--unordered",
         action="store_true",
@@ -146,13 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmd.set_defaults(command=profiles)
 
-    cmd = commands.add_parser(
+    cmd = add(
         "emulator",
-        parents=[common],
+        [],
         help="run the Twinne emulator",
-        description="Run a local Twinne emulator with one app and some users, until Ctrl-C. "
-        "It prints the app's credentials, secret included: it is a local fake, and you need "
-        "them to point a site at it.",
+        description="Run a local Twinne emulator with one app and some users, until Ctrl-C "
+        "or SIGTERM (exit 0). It prints the app's credentials, secret included: it is a "
+        "local fake, and you need them to point a site at it.",
     )
     cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     cmd.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0: any)")
@@ -173,15 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmd.set_defaults(command=emulator, serves=True)
 
-    cmd = commands.add_parser(
+    cmd = add(
         "demo",
-        parents=[common],
+        [],
         help="the whole story on the emulator: login, re-login, bulk",
         description="Start the emulator and the example site (the one examples/webapp.py "
         "serves; it ships in the package, so this runs from an installed wheel) on loopback, "
         "then walk through a login, a guarded page, the token expiring and a silent "
         "re-login, and a bulk fetch. With --serve, both stay up afterwards for you to click "
-        "through in a browser, until Ctrl-C. Needs the web extra.",
+        "through in a browser, until Ctrl-C or SIGTERM (exit 0). Needs the web extra.",
     )
     cmd.add_argument("--serve", action="store_true", help="keep both running afterwards")
     cmd.add_argument(

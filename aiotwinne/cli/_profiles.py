@@ -36,10 +36,11 @@ from ._common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNREACHABLE,
-    PROG,
     UsageError,
     client_from_args,
     discard_stdout,
+    note,
+    plural,
     progress_bar,
     reason,
 )
@@ -59,13 +60,18 @@ async def profiles(args: argparse.Namespace) -> int:
     """``aiotwinne profiles``: fetch every line's profile; exit 0, 1 or 3 by the tally."""
     client = client_from_args(args, needs_id=False, needs_secret=False)
     name = "stdin" if args.file == "-" else args.file
+    if args.file == "-" and sys.stdin is None:
+        raise UsageError("cannot read stdin: standard input is closed")
     try:
         source: BinaryIO = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115, ASYNC230 - closed below; opening is instant
     except OSError as exc:
         await client.close()
         raise UsageError(f"cannot read {name}: {reason(exc)}") from None
+    if source is sys.stdin.buffer and sys.stdin.isatty():
+        # Otherwise a person who forgot the FILE sees a command that hangs.
+        note("reading tokens from standard input, one a line (Ctrl-D to end, Ctrl-C to stop)")
     try:
-        out = _Output(args.out)
+        out = _Output(None if args.out == "-" else args.out)
     except UsageError:
         if source is not sys.stdin.buffer:
             source.close()
@@ -74,7 +80,7 @@ async def profiles(args: argparse.Namespace) -> int:
     tally = Tally()
     try:
         async with client:
-            bar = progress_bar(total=None, unit="line")
+            bar = progress_bar(total=None, noun="line")
             results = client.fetch_profiles(
                 _read_lines(source),
                 concurrency=args.concurrency,
@@ -95,13 +101,19 @@ async def profiles(args: argparse.Namespace) -> int:
                     bar.close()
     except _InputError as exc:
         raise UsageError(f"cannot read {name}: {reason(exc.__cause__ or exc)}") from None
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # Ctrl-C or SIGTERM: the lines written so far are complete (out.close()
+        # below flushes them); say how far it got, then end as interrupted.
+        out.close()
+        note(f"stopped after {tally.summary()}")
+        raise
     finally:
         try:
             out.close()
         finally:
             if source is not sys.stdin.buffer:
                 source.close()
-    print(f"{PROG}: {tally.summary()}", file=sys.stderr)
+    note(tally.summary())
     return tally.exit_status()
 
 
@@ -251,12 +263,13 @@ class Tally:
         c = self.counts
         return c["ok"] + c["expired"] + c["invalid"] + c["not_found"] + c["refused"]
 
-    def summary(self, noun: str = "lines") -> str:
-        """One line: the outcomes and the speed."""
+    def summary(self, noun: str = "line") -> str:
+        """One line: the outcomes, and the speed when Twinne answered any."""
         c = self.counts
         elapsed = max(time.perf_counter() - self.started, 1e-9)
+        speed = f", {self.answered / elapsed:,.0f} profiles/s" if self.answered else ""
         return (
-            f"{self.total} {noun} in {elapsed:.1f}s ({self.total / elapsed:,.0f} profiles/s): "
+            f"{plural(self.total, noun)} in {elapsed:.1f}s{speed}: "
             f"{c['ok']} ok, {c['expired']} expired, {c['invalid']} invalid, "
             f"{c['not_found']} not found, {c['refused']} refused, {c['failed']} failed, "
             f"{c['blank'] + c['malformed']} blank or malformed"

@@ -103,6 +103,9 @@ class _Stdin:
     def readline(self) -> str:
         return self.text
 
+    def isatty(self) -> bool:
+        return False
+
 
 def test_an_empty_secret_file_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -292,21 +295,24 @@ class _GoneReader:
 
 
 @pytest.mark.parametrize("on_write", [True, False], ids=["while writing", "at the last flush"])
-def test_a_reader_gone_away_ends_quietly_with_exit_1(
+def test_a_reader_gone_away_ends_quietly_with_exit_141(
     on_write: bool,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`aiotwinne profiles | head`: no error line, no traceback, exit 1."""
+    """`aiotwinne profiles | head`: no error line, no traceback, exit 141 (128 + SIGPIPE)."""
     monkeypatch.setattr("sys.stdout", _GoneReader(on_write=on_write))
-    assert cli.main(["profiles", str(_blank_tokens(tmp_path)), "--base-url", NOWHERE]) == 1
+    assert cli.main(["profiles", str(_blank_tokens(tmp_path)), "--base-url", NOWHERE]) == 141
     assert "error" not in capsys.readouterr().err
 
 
 class _BrokenStdin:
     def readline(self) -> str:
         raise OSError(errno.EIO, "Input/output error")
+
+    def isatty(self) -> bool:
+        return False
 
 
 def test_a_stdin_that_cannot_be_read_is_one_line_and_exit_2(
