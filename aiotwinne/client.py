@@ -42,6 +42,13 @@ from .models import AccessToken, ProfileResult, UserInfo
 __all__ = ["DEFAULT_USER_AGENT", "RetryPolicy", "TwinneClient"]
 
 _log = logging.getLogger("aiotwinne")
+# A library prints nothing unless the application configured logging. Without a
+# handler anywhere, Python's last-resort handler would print our warnings, and
+# stamina's "stamina.retry_scheduled" at every retry, on stderr. A NullHandler
+# counts as one for that rule only: an application that configures logging
+# still gets every record (propagation), and stamina's hooks stay untouched.
+_log.addHandler(logging.NullHandler())
+logging.getLogger("stamina").addHandler(logging.NullHandler())
 
 _UTC = dt.timezone.utc
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
