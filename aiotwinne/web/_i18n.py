@@ -43,6 +43,20 @@ _EN: Final = {
     "error.no_pending_login.detail": (
         "This login was not started from this browser, or it took too long."
     ),
+    # The callback came with no session cookie at all: the likely causes.
+    "error.no_session_cookie.detail": (
+        "This login was not started from this browser, or it took too long. The browser "
+        "sent no session cookie: the address Twinne sends you back to must use the same "
+        "host as the page where the login started (localhost and 127.0.0.1 are different "
+        "sites)."
+    ),
+    "error.insecure_cookie.detail": (
+        "The browser sent no session cookie: this site's session cookie is Secure, and a "
+        "Secure cookie is never sent over plain http. Serve the site over https (for local "
+        "development over http, turn the cookie's Secure flag off). Also check that the "
+        "address Twinne sends you back to uses the same host as the page where the login "
+        "started (localhost and 127.0.0.1 are different sites)."
+    ),
     "error.login_already_used.detail": "This login was already completed.",
     "error.bad_auth_key.detail": "Twinne's answer did not carry a usable login key.",
     "error.invalid_auth_key.detail": ("This login link is no longer valid. Twinne said: {twinne}"),
@@ -89,6 +103,20 @@ _FR: Final = {
     "error.login_failed.title": "La connexion avec Twinne a échoué",
     "error.no_pending_login.detail": (
         "Cette connexion n'a pas été commencée dans ce navigateur, ou elle a pris trop de temps."
+    ),
+    "error.no_session_cookie.detail": (
+        "Cette connexion n'a pas été commencée dans ce navigateur, ou elle a pris trop de "
+        "temps. Le navigateur n'a envoyé aucun cookie de session : l'adresse de retour "
+        "depuis Twinne doit utiliser le même hôte que la page où la connexion a commencé "
+        "(localhost et 127.0.0.1 sont deux sites différents)."
+    ),
+    "error.insecure_cookie.detail": (
+        "Le navigateur n'a envoyé aucun cookie de session : le cookie de session de ce site "
+        "est Secure, et un cookie Secure n'est jamais envoyé en http simple. Servez le site "
+        "en https (pour le développement local en http, désactivez l'attribut Secure du "
+        "cookie). Vérifiez aussi que l'adresse de retour depuis Twinne utilise le même hôte "
+        "que la page où la connexion a commencé (localhost et 127.0.0.1 sont deux sites "
+        "différents)."
     ),
     "error.login_already_used.detail": "Cette connexion a déjà été effectuée.",
     "error.bad_auth_key.detail": (

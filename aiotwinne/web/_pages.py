@@ -250,6 +250,7 @@ def error_response(
     retry_url: str | None,
     params: Mapping[str, str] | None = None,
     text: str | None = None,
+    detail_key: str | None = None,
 ) -> web.HTTPException:
     """A friendly error to raise: a page with a "try again" link, or JSON for API callers.
 
@@ -268,6 +269,8 @@ def error_response(
         params: Values for the text's placeholders (``{twinne}``: Twinne's message).
         text: A sentence that replaces the texts' (the site's own, from
             :class:`~aiotwinne.web.LoginRefused`), shown as written.
+        detail_key: The texts' key of the sentence, when it is not
+            ``error.<code>.detail`` (one code, several explanations).
     """
     lang, texts = _texts(request)
     title_key = "error.login_failed.title" if code in _LOGIN_FAILURES else f"error.{code}.title"
@@ -275,7 +278,7 @@ def error_response(
     if text is not None:
         detail = text
     else:
-        detail = texts.get(f"error.{code}.detail", detail)
+        detail = texts.get(detail_key or f"error.{code}.detail", detail)
         if params:
             # A site's text with a stray brace is shown as written.
             with contextlib.suppress(ValueError, IndexError):

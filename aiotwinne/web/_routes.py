@@ -68,6 +68,7 @@ import logging
 import time
 from typing import Final
 
+import aiohttp_session
 from aiohttp import web
 
 from .._redact import fingerprint
@@ -127,6 +128,26 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise start_login(settings, session, Record.of(session), next_path, by_user=True)
 
 
+def _no_pending_login_text(request: web.Request) -> str | None:
+    """Which explanation a callback with no pending login gets (a key of the page texts).
+
+    With no session cookie at all, the likely cause is not an attack but the
+    set-up: the callback's host differs from the one the login started on
+    (``localhost`` and ``127.0.0.1`` are different sites, each with its own
+    cookies), or the cookie is ``Secure`` and the site is served over plain
+    http, where a browser never sends it. The JSON ``error`` code stays
+    ``no_pending_login``.
+    """
+    storage = request.get(aiohttp_session.STORAGE_KEY)
+    if not isinstance(storage, aiohttp_session.AbstractStorage):
+        return None
+    if storage.cookie_name in request.cookies:
+        return None  # a session, without this login in it: the plain refusal
+    if storage.cookie_params.get("secure") and not request.secure:
+        return "error.insecure_cookie.detail"
+    return "error.no_session_cookie.detail"
+
+
 async def callback(request: web.Request) -> web.StreamResponse:
     """``GET`` callback: Twinne's redirect back, with ``?auth_key=``.
 
@@ -163,6 +184,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
                 else "This login was not started from this browser, or it took too long."
             ),
             retry_url=login_link(settings, "/"),
+            detail_key=None if already else _no_pending_login_text(request),
         )
     entry = unused[0]
     auth_key = auth_key_from_query(request.rel_url.raw_query_string)

@@ -68,7 +68,7 @@ async def test_json_callers_keep_the_error_code(
     assert status == 400
     answer = json.loads(text)
     assert answer["error"] == "no_pending_login"
-    assert answer["message"] == DEFAULT_TEXTS["fr"]["error.no_pending_login.detail"]
+    assert answer["message"] == DEFAULT_TEXTS["fr"]["error.no_session_cookie.detail"]  # no cookie
 
 
 async def test_the_site_overrides_texts_and_adds_a_language(
