@@ -463,3 +463,59 @@ async def test_changing_the_login_record_in_place_does_not_sign_anyone_else_in(
         ) as page:
             assert page.status == 200
             assert await page.text() == "dashboard:user1:Ada Lovelace"
+
+
+async def test_other_cookies_around_the_session_cookie() -> None:
+    """The same value in different Cookie headers decrypts once; a header without it is nobody."""
+    fernet = CountingFernet(Fernet.generate_key())
+    storage = cached_storage(fernet)
+    base, runner = await cart_site(storage)
+    try:
+        cookie = await _cart_cookie(base, "tea")
+        fernet.decrypts = 0
+        headers = [
+            f"{DEFAULT_COOKIE_NAME}={cookie}",
+            f"theme=dark; {DEFAULT_COOKIE_NAME}={cookie}",
+            f"{DEFAULT_COOKIE_NAME}={cookie}; lang=fr; theme=light",
+        ]
+        for header in headers * 2:
+            async with (
+                aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as raw,
+                raw.get(base + "/get", headers={"Cookie": header}) as answer,
+            ):
+                assert await answer.json() == {"items": ["tea"], "count": 1}
+        assert fernet.decrypts == 1
+        for header in ("theme=dark", f"{DEFAULT_COOKIE_NAME}X={cookie}", "lang=fr; theme=light"):
+            async with (
+                aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as raw,
+                raw.get(base + "/get", headers={"Cookie": header}) as answer,
+            ):
+                assert await answer.json() is None
+        assert fernet.decrypts == 1
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_custom_decoder_decodes_the_plaintext_again_on_every_hit() -> None:
+    """With a decoder of the site's own, each hit decodes the kept plaintext: a fresh copy."""
+    decoded: list[str] = []
+
+    def decoder(text: str) -> Any:
+        decoded.append(text)
+        return json.loads(text)
+
+    fernet = CountingFernet(Fernet.generate_key())
+    storage = cached_storage(fernet, decoder=decoder)
+    base, runner = await cart_site(storage)
+    try:
+        cookie = await _cart_cookie(base, "pen")
+        decoded.clear()
+        fernet.decrypts = 0
+        for _ in range(3):
+            assert await _cart(base, cookie, "/mutate") == "mutated"
+            assert await _cart(base, cookie) == {"items": ["pen"], "count": 1}
+        assert fernet.decrypts == 1
+        assert len(decoded) == 6
+        assert len(set(decoded)) == 1
+    finally:
+        await runner.cleanup()
