@@ -155,7 +155,11 @@ async def load_session(request: web.Request) -> aiohttp_session.Session:
     a traceback. (A failure while *saving* happens in aiohttp-session's own
     middleware, outside ours: :func:`make_save_guard` answers it.)
     """
-    state: _State | None = request.get(_STATE)
+    # request[...] rather than request.get(): see _state (this runs on every guarded request).
+    try:
+        state: _State | None = request[_STATE]
+    except KeyError:
+        state = None
     if state is not None and state.session is not None:
         return state.session
     try:
@@ -538,10 +542,11 @@ def _bearer_refusal(status: int, code: str, challenge: str | None) -> web.HTTPEx
 
 def _request_of(args: tuple[Any, ...]) -> web.Request:
     for arg in args:
-        if isinstance(arg, web.View):
-            return arg.request
+        # The request first: what a plain handler gets, and the common case.
         if isinstance(arg, web.Request):
             return arg
+        if isinstance(arg, web.View):
+            return arg.request
     raise TypeError("a guarded handler must receive the request (or be a web.View method)")
 
 
