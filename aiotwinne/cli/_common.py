@@ -394,21 +394,26 @@ def secret_input(value: str | None, name: str, variable: str) -> str:
 
 
 def _read_line(stream: IO[str], name: str) -> str:
-    """One line of *stream*; on a terminal, a prompt on stderr and no echo."""
+    """One line of *stream*; on a terminal, with echo off and a note on stderr saying so."""
     if not stream.isatty():
         return stream.readline()
-    note(f"reading the {name} from standard input (type it, then Enter; Ctrl-C to stop)")
     try:
         import termios
     except ImportError:  # pragma: no cover - not POSIX: the terminal echoes
-        return stream.readline()
+        termios = None  # type: ignore[assignment]
     fd = stream.fileno()
-    saved = termios.tcgetattr(fd)
-    quiet = list(saved)
-    quiet[3] &= ~termios.ECHO
-    termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+    saved = None
+    if termios is not None:
+        saved = termios.tcgetattr(fd)
+        quiet = list(saved)
+        quiet[3] &= ~termios.ECHO
+        # Echo off before the note: what is typed after reading it is never shown.
+        # TCSANOW keeps what was typed ahead.
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    note(f"reading the {name} from standard input (type it, then Enter; Ctrl-C to stop)")
     try:
         return stream.readline()
     finally:
-        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
-        _to_stderr("")  # the Enter the terminal did not echo
+        if termios is not None and saved is not None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+            _to_stderr("")  # the Enter the terminal did not echo

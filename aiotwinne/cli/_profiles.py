@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, BinaryIO, Final, TextIO
 
 import attrs
@@ -166,8 +167,12 @@ async def _read_lines(stream: BinaryIO) -> AsyncIterator[str]:
 
     A thread, not the loop's default executor: a read blocked on a terminal
     must not keep the process alive after Ctrl-C (``asyncio.run`` waits for
-    the default executor's threads, never for a daemon thread).
+    the default executor's threads, never for a daemon thread). Standard input
+    is read from its descriptor, not through ``sys.stdin.buffer``: a thread
+    blocked inside the buffer holds its lock, and the interpreter, closing
+    stdin at exit after Ctrl-C or SIGTERM, would abort on it.
     """
+    read = _chunk_reader(stream)
     loop = asyncio.get_running_loop()
     chunks: asyncio.Queue[bytes | BaseException] = asyncio.Queue(maxsize=4)
 
@@ -175,7 +180,7 @@ async def _read_lines(stream: BinaryIO) -> AsyncIterator[str]:
         try:
             while True:
                 try:
-                    chunk: bytes | BaseException = stream.read1(_READ_CHUNK)  # type: ignore[attr-defined]
+                    chunk: bytes | BaseException = read()
                 except Exception as exc:  # handed to the loop, raised there
                     chunk = exc
                 put = chunks.put(chunk)
@@ -211,6 +216,18 @@ async def _read_lines(stream: BinaryIO) -> AsyncIterator[str]:
             tail = tail[: _MAX_LINE + 1]
     if tail:
         yield _decode_line(tail, first)
+
+
+def _chunk_reader(stream: BinaryIO) -> Callable[[], bytes]:
+    """What the reader thread calls for the next chunk (``b""`` at the end)."""
+    if stream is sys.stdin.buffer:
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError):  # not a real file (a test's stand-in)
+            pass
+        else:
+            return lambda: os.read(fd, _READ_CHUNK)
+    return lambda: stream.read1(_READ_CHUNK)  # type: ignore[attr-defined]
 
 
 def _decode_line(raw: bytes, first: bool) -> str:
