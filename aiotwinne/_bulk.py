@@ -367,7 +367,8 @@ def _unusable(item: object) -> MalformedTokenError | None:
     if isinstance(item, AccessToken):
         return None
     if not isinstance(item, str):
-        reason = f"a {type(item).__name__}, not a str"
+        kind = type(item).__name__
+        reason = f"{'an' if kind[:1] in 'aeiouAEIOU' else 'a'} {kind}, not a str"
     else:
         try:
             check_identifier("access_token", item)
