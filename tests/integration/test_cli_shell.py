@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from test_cli import Run, aiotwinne, clean_env, env_for, one_error_line
+from test_cli import Run, aiotwinne, clean_env, env_for, one_error_line, start_serving
 from test_cli import app as app  # the shared fixtures
 from test_cli import emu as emu
 from test_cli import user as user
@@ -599,3 +599,13 @@ async def test_each_command_lists_only_the_options_it_uses(
         assert option in run.out
     for option in absent:
         assert option not in run.out
+
+
+async def test_sigterm_stops_a_serving_command_cleanly() -> None:
+    """The emulator, which runs until stopped, ends on SIGTERM as on Ctrl-C: "stopped", 0."""
+    process, _ = await start_serving("emulator", "--port", "0")
+    process.send_signal(signal.SIGTERM)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0
+    assert err.decode() == "stopped\n"
+    assert out == b""  # the banner was read by start_serving; nothing after it
