@@ -41,11 +41,15 @@ pytest: $(STAMP)
 # and log, .venv-matrix/<run>.log; a table at the end gives python, deps, result and
 # seconds, and any failed run fails the target. A CPython that is not here is reported;
 # with MATRIX_ARGS=--strict (.ci/run) it is a failure. Two runs at a time (2 cores).
-# Only the tests, with -W error: lint, types and coverage are `make test`'s.
+# Only the tests, with -W error: lint, types and coverage are `make test`'s. The
+# reliability suite (tests/reliability, about a minute a run) is left out too, so
+# that .ci/run (`make test`, then this) stays well inside CI's time: `make test`
+# runs it on the newest; MATRIX_PYTEST_ARGS= brings it back here.
 # tools/matrix.py --help for one run (`make matrix MATRIX_ARGS=floors`) and more.
 MATRIX_ARGS ?=
+MATRIX_PYTEST_ARGS ?= --ignore=tests/reliability
 matrix: $(STAMP)
-	$(BIN)/python tools/matrix.py $(MATRIX_ARGS)
+	$(BIN)/python tools/matrix.py --pytest-args='$(MATRIX_PYTEST_ARGS)' $(MATRIX_ARGS)
 
 # The reliability suite (tests/reliability) at the sizes docs/reliability.md
 # reports: 100,000 bulk tokens, 1,000 browsers, 20 restarts... (several minutes).

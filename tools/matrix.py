@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import shutil
 import signal
@@ -57,6 +58,7 @@ class Run:
     aiohttp: str = "-"
     status: str = "not run"
     counts: dict[str, int] = field(default_factory=dict)
+    install_seconds: float = 0.0
     seconds: float = 0.0
 
     @property
@@ -81,10 +83,9 @@ def find_python(minor: int) -> str | None:
     """``python3.N`` from PATH if it runs (a pyenv shim may not), else pyenv's own copy."""
     on_path = shutil.which(f"python3.{minor}")
     candidates = [on_path] if on_path else []
-    pyenv = shutil.which("pyenv")
-    if pyenv:
-        found = Path(_output([pyenv, "root"])).glob(f"versions/3.{minor}.*/bin/python3.{minor}")
-        candidates += sorted((str(p) for p in found), key=_patch_level, reverse=True)
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    found = pyenv.glob(f"versions/3.{minor}.*/bin/python3.{minor}")
+    candidates += sorted((str(p) for p in found), key=_patch_level, reverse=True)
     probe = f"import sys; sys.exit(sys.version_info[:2] != (3, {minor}))"
     for candidate in candidates:
         if _run([candidate, "-c", probe], capture_output=True).returncode == 0:
@@ -148,6 +149,7 @@ def execute(run: Run, pytest_args: list[str], timeout: float) -> Run:
     with run.log.open("w", encoding="utf-8") as log:
         try:
             install(run, log)
+            run.install_seconds = time.monotonic() - start
         except subprocess.CalledProcessError:
             run.status = "install failed"
         else:
@@ -184,11 +186,12 @@ def _counts(log: Path) -> dict[str, int]:
 def report(runs: list[Run], strict: bool, seconds: float) -> bool:
     """Print the table (and the end of each failed run's log); True when all is well."""
     ok = True
-    rows = [("run", "python", "deps", "result", "tests", "seconds")]
+    rows = [("run", "python", "deps", "result", "tests", "seconds", "of which install")]
     for run in runs:
         deps = f"{'floors' if run.floors else 'newest'} (aiohttp {run.aiohttp})"
         tests = ", ".join(f"{n} {word}" for word, n in run.counts.items()) or "-"
-        rows.append((run.name, run.version, deps, run.status, tests, f"{run.seconds:.0f}"))
+        took = (f"{run.seconds:.0f}", f"{run.install_seconds:.0f}")
+        rows.append((run.name, run.version, deps, run.status, tests, *took))
         if run.status != "passed" and (strict or run.status != "missing"):
             ok = False
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
