@@ -41,6 +41,8 @@ pytest: $(STAMP)
 # and log, .venv-matrix/<run>.log; a table at the end gives python, deps, result and
 # seconds, and any failed run fails the target. A CPython that is not here is reported;
 # with MATRIX_ARGS=--strict (.ci/run) it is a failure. Two runs at a time (2 cores).
+# .ci/run adds --skip-main: the run on .venv's own CPython with the newest releases
+# is the one `make test` has just made.
 # Only the tests, with -W error: lint, types and coverage are `make test`'s. The
 # reliability suite (tests/reliability, about a minute a run) is left out too, so
 # that .ci/run (`make test`, then this) stays well inside CI's time: `make test`
