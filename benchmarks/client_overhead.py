@@ -39,6 +39,7 @@ from yarl import URL
 from aiotwinne import TwinneClient, UserInfo
 from aiotwinne.models import user_info_from_wire
 
+from . import breakdown
 from ._loops import LoopFactory, run_on
 from ._stats import Sample, Timer, compare, interleave, ratio_summary
 
@@ -371,6 +372,8 @@ def run(
     stub_rounds: int = 40,
     model_number: int = 20_000,
     model_repeat: int = 15,
+    breakdown_rounds: int = 15,
+    breakdown_calls: int = 2_000,
 ) -> dict[str, Any]:
     """Benchmarks 1-3 on every event loop in *loops* (name to loop factory).
 
@@ -402,4 +405,15 @@ def run(
         "points": points,
         "stub": stub,
         "model": model_cost(body, number=model_number, repeat=model_repeat),
+        # Where a real call's extra time goes (see benchmarks.breakdown).
+        "breakdown": {
+            "loop": "asyncio",
+            "concurrency": 1,
+            "rounds": breakdown_rounds,
+            "calls": breakdown_calls,
+            "cpu_us_per_call": run_on(
+                asyncio.new_event_loop,
+                breakdown.measure(upstream, rounds=breakdown_rounds, calls=breakdown_calls),
+            ),
+        },
     }

@@ -111,6 +111,8 @@ def _client(section: dict[str, Any]) -> list[str]:
         "",
         *_stub(section["stub"]),
         "",
+        *_breakdown(section["breakdown"]),
+        "",
         "| loop | conc. | **aiotwinne / raw aiohttp -> dict** | CPU µs/call: dict "
         "/ + model / aiotwinne | CPU ratio (per round) | aiohttp+model / aiohttp "
         "| aiotwinne / aiohttp+model | upstream CPU |",
@@ -155,6 +157,26 @@ def _model(model: dict[str, Any]) -> list[str]:
         f"**{model['user_info_from_wire_us']:.2f} µs** per profile "
         f"(`json.loads` of the body: {model['json_loads_us']:.2f} µs).",
     ]
+
+
+def _breakdown(breakdown: dict[str, Any]) -> list[str]:
+    figures = breakdown["cpu_us_per_call"]
+    reference = figures["dict"]["best"]
+    lines = [
+        "Where a real call's extra time goes (`python -m benchmarks.breakdown`: each "
+        "contender adds one thing to the hand-written code giving a dict; "
+        f"{breakdown['loop']}, concurrency {breakdown['concurrency']}, CPU µs per call in "
+        f"the best (median) of {breakdown['rounds']} rounds of {breakdown['calls']:,} calls):",
+        "",
+        "| contender | CPU µs/call | added to the dict |",
+        "|---|--:|--:|",
+    ]
+    for name, value in figures.items():
+        lines.append(
+            f"| {name} | {value['best']:.1f} ({value['median']:.1f}) "
+            f"| {value['best'] - reference:+.1f} |"
+        )
+    return lines
 
 
 def _stub(stub: dict[str, Any]) -> list[str]:

@@ -57,6 +57,8 @@ class Settings:
     stub_rounds: int = 40
     model_number: int = 20_000
     model_repeat: int = 15
+    breakdown_rounds: int = 15
+    breakdown_calls: int = 2_000
     bulk_concurrency: int = 64
     bulk_count: int = 10_000
     bulk_rounds: int = 7
@@ -78,6 +80,7 @@ class Settings:
             client_seconds=0.25,
             client_warmup=0.25,
             stub_rounds=15,
+            breakdown_rounds=7,
             bulk_count=5_000,
             bulk_rounds=3,
             bulk_sizes=(10_000, 100_000),
@@ -101,6 +104,8 @@ class Settings:
             stub_rounds=2,
             model_number=200,
             model_repeat=2,
+            breakdown_rounds=2,
+            breakdown_calls=50,
             bulk_concurrency=8,
             bulk_count=200,
             bulk_rounds=2,
@@ -178,6 +183,8 @@ def run_all(settings: Settings, out_dir: Path, *, note: str | None = None) -> di
                 stub_rounds=settings.stub_rounds,
                 model_number=settings.model_number,
                 model_repeat=settings.model_repeat,
+                breakdown_rounds=settings.breakdown_rounds,
+                breakdown_calls=settings.breakdown_calls,
             ),
             "bulk": lambda: bulk.run(
                 static.info,

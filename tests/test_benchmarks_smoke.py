@@ -108,6 +108,17 @@ def test_the_model_and_the_client_layer_are_measured_alone(
     assert set(best) == {"aiotwinne", "aiohttp", "aiohttp+model"}
     assert stub["added_us_per_call"] == round(best["aiotwinne"] - best["aiohttp+model"], 2)
     assert stub["model_us_per_call"] == round(best["aiohttp+model"] - best["aiohttp"], 2)
+    breakdown = section["breakdown"]
+    assert breakdown["rounds"] == settings.breakdown_rounds
+    assert set(breakdown["cpu_us_per_call"]) == {
+        "dict",
+        "dict, json twice",
+        "dict, client's session",
+        "+ model",
+        "aiotwinne",
+    }
+    for figures in breakdown["cpu_us_per_call"].values():
+        assert 0 < figures["best"] <= figures["median"]
 
 
 def test_bulk_fetches_every_token_and_measures_memory_per_size(
