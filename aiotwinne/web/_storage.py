@@ -53,8 +53,9 @@ What it never does
 
 Limits
 ------
-At most ``cache_size`` values and as many headers are kept (least recently
-used go first): about 1.5 KB per visitor for aiotwinne's usual session,
+At most ``cache_size`` values (the least recently used go first) and as many
+headers (the oldest go first; a header forgotten costs a parse, never a
+decryption) are kept: about 1.5 KB per visitor for aiotwinne's usual session,
 at most about 16 KB for a cookie at the 4 KB browsers keep inside a header at
 aiohttp's 8 KB limit, so about 6 MB at the default 4,096 and under 70 MB at
 worst. Values that differ only after the base64 padding (which Fernet
