@@ -64,7 +64,7 @@ def cookie_storage(
         max_age: Seconds the session lives.
         cookie_name: The cookie's name.
         domain: The cookie's domain (default: the exact host).
-        cache_size: Most decrypted cookie values kept in memory (about 1 KB
+        cache_size: Most decrypted cookie values kept in memory (about 2 KB
             each); ``0`` decrypts every request, as ``EncryptedCookieStorage``.
 
     Raises:

@@ -55,9 +55,10 @@ Limits
 ------
 At most ``cache_size`` values (the least recently used go first) and as many
 headers (the oldest go first; a header forgotten costs a parse, never a
-decryption) are kept: about 1.5 KB per visitor for aiotwinne's usual session,
-at most about 16 KB for a cookie at the 4 KB browsers keep inside a header at
-aiohttp's 8 KB limit, so about 6 MB at the default 4,096 and under 70 MB at
+decryption) are kept: about 2 KB per visitor for aiotwinne's usual session
+(a 500-byte cookie: the value, its header and the frozen session), at most
+about 16 KB for a cookie at the 4 KB browsers keep inside a header at
+aiohttp's 8 KB limit, so about 8 MB at the default 4,096 and under 70 MB at
 worst. Values that differ only after the base64 padding (which Fernet
 ignores), or headers that differ in other cookies, are distinct entries. The
 memory is per process and per storage instance; a storage serves one event
