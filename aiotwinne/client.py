@@ -21,7 +21,7 @@ import random
 import ssl as ssl_module
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from types import TracebackType
-from typing import Final
+from typing import Final, NoReturn
 
 import aiohttp
 import attrs
@@ -324,7 +324,7 @@ class TwinneClient:
         except TwinneError as exc:
             exc.auth_key_may_be_spent = _protocol.auth_key_may_be_spent(exc)
             error = exc
-        raise scrub(error, (self._app_secret, key))
+        _raise_unchained(scrub(error, (self._app_secret, key)))
 
     async def get_user_info(self, token: AccessToken | str) -> UserInfo:
         """Fetch the profile of the user a token belongs to.
@@ -366,7 +366,7 @@ class TwinneClient:
             except TwinneError as exc:
                 exc.attempts = attempts
                 error = exc
-        raise scrub(error, (self._app_secret, value))
+        _raise_unchained(scrub(error, (self._app_secret, value)))
 
     # -- bulk ---------------------------------------------------------------
 
@@ -664,6 +664,20 @@ class TwinneClient:
                 raise _protocol.too_large(limit, status=resp.status)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _raise_unchained(error: TwinneError) -> NoReturn:
+    """Raise *error* with no ``__context__``: no aiohttp error (its text has the URL) behind it.
+
+    ``raise`` links whatever exception is being handled, and under the pure-Python
+    asyncio Task (the one pytest-asyncio runs on Python 3.10) that is still the
+    aiohttp error the task was woken with, after our own ``except`` has ended.
+    ``from None`` would only hide it from tracebacks.
+    """
+    try:
+        raise error
+    finally:
+        error.__context__ = None
 
 
 def _redirect_host(location: str) -> str:
