@@ -1,5 +1,10 @@
 """The guard: who is signed in, and what a request that needs a login gets.
 
+Why this module is long: the guard's three decisions (who is signed in, the
+re-login, tabs that wait for one login) read the same request state and the
+same session record, and each carries its reasons in prose below; split, one
+decision would be spread over several files.
+
 When the guard calls Twinne
 ---------------------------
 Never on the hot path. The session holds the token, its expiry and a user
