@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,31 @@ if _WEB_TESTS not in sys.path:
     sys.path.insert(0, _WEB_TESTS)
 
 # start_redis: the web tests' own; the tests here import it from relsupport.
+from websupport import NAVIGATE, Site, follow  # noqa: E402
 from websupport import start_redis as start_redis  # noqa: E402
 
+from aiotwinne.testing import EmulatedUser, TwinneEmulator  # noqa: E402
+
 SOAK = os.environ.get("AIOTWINNE_SOAK", "") == "1"
+
+
+async def signed_in_browser(
+    make_browser: Callable[[], aiohttp.ClientSession],
+    site: Site,
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+) -> aiohttp.ClientSession:
+    """A new browser (from ``twinne_browser``) signed in on *site* as *user*.
+
+    The user approved the site's app before, so a typed URL to the guarded
+    ``/dashboard`` goes through Twinne and back and ends on the page.
+    """
+    emu.approve(user, site.app)
+    browser = make_browser()
+    assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+    return browser
+
+
 FIGURES_ENV = "AIOTWINNE_FIGURES"
 
 

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from bearersupport import bearer, own_token, token_routes
 from cryptography.fernet import Fernet
-from relsupport import Figures, SecretWatch, scaled, start_redis
+from relsupport import Figures, SecretWatch, scaled, signed_in_browser, start_redis
 from websupport import (
     CALLBACK,
     JSON,
@@ -343,9 +343,7 @@ async def test_a_cookie_copied_before_logout_stops_working_in_redis_at_once(
 ) -> None:
     """Replay after logout (RedisStorage): the copied cookie is refused at once."""
     site, _ = redis_site
-    emu.approve(user, site.app)
-    browser = twinne_browser()
-    assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+    browser = await signed_in_browser(twinne_browser, site, emu, user)
     copied = _session_cookie(browser, site)
     assert copied is not None
     assert await _guarded_json(site, copied) == 200
@@ -372,9 +370,7 @@ async def test_a_cookie_copied_before_logout_lasts_until_token_expiry_or_max_age
     """Replay after logout (encrypted cookie): accepted until max_age or the token's hour only."""
     key = Fernet.generate_key()
     site = await site_factory(storage=cookie_storage(key, secure=False, max_age=120))
-    emu.approve(user, site.app)
-    browser = twinne_browser()
-    assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+    browser = await signed_in_browser(twinne_browser, site, emu, user)
     copied = _session_cookie(browser, site)
     assert copied is not None
     async with browser.post(
@@ -556,9 +552,7 @@ async def test_tabs_of_one_browser_re_log_in_at_once_without_an_error(
 ) -> None:
     """Tabs reloading together after the hour, again and again: every tab on its page."""
     site = await site_factory()
-    emu.approve(user, site.app)
-    browser = twinne_browser()
-    assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+    browser = await signed_in_browser(twinne_browser, site, emu, user)
     tabs = scaled(10, 50)
     rounds = scaled(3, 10)
     landed = wrong = errors = 0
@@ -597,9 +591,7 @@ async def test_a_handed_back_token_never_gets_a_new_hour(
 ) -> None:
     """Re-logins inside the token's window: no page is served past Twinne's expiry of it."""
     site = await site_factory()
-    emu.approve(user, site.app)
-    browser = twinne_browser()
-    assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+    browser = await signed_in_browser(twinne_browser, site, emu, user)
     relogins = scaled(10, 50)
     for _ in range(relogins):
         emu.advance(3500 / relogins)

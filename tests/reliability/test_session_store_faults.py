@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from cryptography.fernet import Fernet
-from relsupport import Figures, SecretWatch, start_redis
+from relsupport import Figures, SecretWatch, signed_in_browser, start_redis
 from websupport import CALLBACK, JSON, LOGIN, LOGOUT, NAVIGATE, Site, follow, free_port
 from yarl import URL
 
@@ -77,9 +77,7 @@ async def test_redis_down_gives_clean_503s_and_sessions_work_once_it_is_back(
     redis = aioredis.Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=1)
     try:
         site = await site_factory(storage=redis_storage(redis, secure=False))
-        emu.approve(user, site.app)
-        browser = twinne_browser()
-        assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+        browser = await signed_in_browser(twinne_browser, site, emu, user)
 
         await server.stop()
         down = await _statuses(browser, site, watch, rounds=10)
@@ -120,9 +118,7 @@ async def test_a_paused_redis_gives_503_after_the_socket_timeout_and_keeps_the_s
     paused = False
     try:
         site = await site_factory(storage=redis_storage(redis, secure=False))
-        emu.approve(user, site.app)
-        browser = twinne_browser()
-        assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+        browser = await signed_in_browser(twinne_browser, site, emu, user)
         os.kill(server.process.pid, signal.SIGSTOP)
         paused = True
         down = await _statuses(browser, site, watch)
@@ -186,9 +182,7 @@ async def test_a_cookie_that_does_not_decrypt_means_logged_out_and_a_fresh_login
     """Rotated key, truncated, tampered, oversized or garbage cookie: logged out, no 500."""
     key = Fernet.generate_key()
     site = await site_factory(storage=cookie_storage(key, secure=False))
-    emu.approve(user, site.app)
-    browser = twinne_browser()
-    assert (await follow(browser, site("/dashboard"), headers=NAVIGATE))[-1].status == 200
+    browser = await signed_in_browser(twinne_browser, site, emu, user)
     morsel = browser.cookie_jar.filter_cookies(URL(site.url))[DEFAULT_COOKIE_NAME]
     if how == "key rotated":
         # The site restarts with a new key; the browser still holds the old cookie.
