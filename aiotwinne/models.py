@@ -12,8 +12,10 @@ so they are read (and changed) together.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections.abc import Callable, Mapping
+from itertools import islice
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -407,19 +409,36 @@ def _fast_user_info(wire: Mapping[str, Any], base_url: str) -> UserInfo | None:
     a list, a bad ``user_id``...) returns ``None`` and takes the general path,
     which also words the errors. A property-based test holds the two paths equal
     on arbitrary wire dicts. This path exists for speed: the general converter
-    plus :func:`attrs.evolve` cost three times as much per profile.
+    plus :func:`attrs.evolve` cost three times as much per profile, and in a
+    real call (between two network round trips, caches cold) every Python step
+    here costs two to three times what it costs in a tight loop, so the steps
+    run in C where they can: one ``itemgetter`` for the 14 fields, one type
+    check over all of them, one slice for ``extra``.
     """
-    get = wire.get
-    user_id = get("user_id")
-    username = get("user_name")
-    if type(user_id) is not str or type(username) is not str:
+    try:
+        values = _wire_values(wire)
+    except KeyError:  # a field missing: Sngine always sends all 14, so this is rare
+        values = tuple(map(wire.get, _WIRE_KEYS))
+    if not _STR_OR_NONE.issuperset(map(type, values)):
         return None
-    values = [get(key) for key in _OPTIONAL_WIRE_KEYS]
-    for value in values:
-        if value is not None and type(value) is not str:
-            return None
-    email, first, last, gender, birth, picture, cover, registered, verified = values[:9]
-    relationship, biography, website = values[9:]
+    (
+        user_id,
+        username,
+        email,
+        first,
+        last,
+        gender,
+        birth,
+        picture,
+        cover,
+        registered,
+        verified,
+        relationship,
+        biography,
+        website,
+    ) = values
+    if user_id is None or username is None:
+        return None
     try:
         number = int(user_id)
         flag = _VERIFIED.get(verified)
@@ -427,7 +446,18 @@ def _fast_user_info(wire: Mapping[str, Any], base_url: str) -> UserInfo | None:
             flag = _structure_bool(verified, bool)
     except ValueError:
         return None
-    extra = {key: value for key, value in wire.items() if key not in _MAPPED_KEYS}
+    # Every key but the mapped ones, in the order sent. Sngine sends the 14
+    # fields first, in this order: then the rest is a slice, copied in C.
+    if tuple(islice(wire, len(_WIRE_KEYS))) == _WIRE_KEYS:
+        extra = dict(islice(wire.items(), len(_WIRE_KEYS), None))
+    else:
+        extra = {key: value for key, value in wire.items() if key not in _MAPPED_KEYS}
+    picture_url = _public_url(base_url, picture) or _sent_url(
+        extra.get("profile_picture"), _is_default_picture
+    )
+    cover_url = _public_url(base_url, cover) or _sent_url(
+        extra.get("profile_cover"), _is_bare_folder
+    )
     return UserInfo(
         number,
         username,
@@ -437,9 +467,9 @@ def _fast_user_info(wire: Mapping[str, Any], base_url: str) -> UserInfo | None:
         gender or None,
         _fast_date(birth),
         picture or None,
-        _public_url(base_url, picture) or _sent_url(get("profile_picture"), _is_default_picture),
+        picture_url,
         cover or None,
-        _public_url(base_url, cover) or _sent_url(get("profile_cover"), _is_bare_folder),
+        cover_url,
         _fast_datetime(registered),
         flag,
         relationship or None,
@@ -449,8 +479,10 @@ def _fast_user_info(wire: Mapping[str, Any], base_url: str) -> UserInfo | None:
     )
 
 
-# The wire keys after user_id and user_name, in UserInfo's field order.
-_OPTIONAL_WIRE_KEYS: Final = (
+# The 14 wire keys, in UserInfo's field order.
+_WIRE_KEYS: Final = (
+    "user_id",
+    "user_name",
     "user_email",
     "user_firstname",
     "user_lastname",
@@ -464,6 +496,8 @@ _OPTIONAL_WIRE_KEYS: Final = (
     "user_biography",
     "user_website",
 )
+_wire_values: Final = operator.itemgetter(*_WIRE_KEYS)
+_STR_OR_NONE: Final = frozenset({str, type(None)})
 _VERIFIED: Final[Mapping[str | None, bool]] = {"0": False, "1": True, None: False, "": False}
 
 

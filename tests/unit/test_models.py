@@ -443,3 +443,27 @@ def test_fast_path_equals_the_general_converter(data: dict[str, Any]) -> None:
 def test_fast_path_takes_every_canonical_answer(data: dict[str, Any]) -> None:
     """What Sngine really sends (strings or null, a decimal user_id) never needs the slow path."""
     assert _fast_user_info(data, BASE) is not None
+
+
+@given(canonical_wire, st.randoms(use_true_random=False))
+def test_extra_keeps_the_order_sent_whatever_the_fields_order(
+    data: dict[str, Any], random: Any
+) -> None:
+    """``extra`` lists the unmapped keys as sent, on Sngine's order and on any other."""
+    keys = list(data)
+    for wire in (data, {key: data[key] for key in random.sample(keys, len(keys))}):
+        unmapped = [key for key in wire if not key.startswith("user_") or key == "user_group"]
+        assert list(user_info_from_wire(wire, base_url=BASE).extra) == unmapped
+        fast = _fast_user_info(wire, BASE)
+        assert fast is not None
+        assert list(fast.extra) == unmapped
+
+
+def test_a_field_missing_still_takes_the_fast_path() -> None:
+    """A wire object without some optional field reads it as empty, as the converter does."""
+    wire = {"user_id": "7", "user_name": "ada", "user_verified": "1", "profile_cover": "x"}
+    fast = _fast_user_info(wire, BASE)
+    assert fast is not None
+    assert fast == _general_user_info(wire, BASE)
+    assert (fast.id, fast.verified, fast.email) == (7, True, None)
+    assert dict(fast.extra) == {"profile_cover": "x"}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aiotwinne import (
     APIError,
@@ -78,6 +81,25 @@ def test_check_identifier_accepts_what_other_sites_may_use() -> None:
     """Not over-validated: long, non-hex and numeric identifiers pass."""
     assert p.check_identifier("app_id", 123456789012345) == "123456789012345"
     assert p.check_identifier("auth_key", "Z" * 64) == "Z" * 64
+
+
+@given(st.text(max_size=12))
+def test_check_identifier_quick_path_keeps_the_rule(value: str) -> None:
+    """On any text, accepted exactly when not empty and free of blanks, controls and U+FEFF."""
+    refused = not value or re.search(r"[\s\x00-\x1f\x7f\ufeff]", value) is not None
+    if refused:
+        with pytest.raises(ValueError, match="auth_key"):
+            p.check_identifier("auth_key", value)
+    else:
+        assert p.check_identifier("auth_key", value) == value
+
+
+def test_user_info_url_quotes_only_what_needs_it() -> None:
+    """A plain alphanumeric token goes as it is; anything else is percent-encoded."""
+    assert p.user_info_url(BASE, "ab12CD").endswith("?access_token=ab12CD")
+    assert p.user_info_url(BASE, "a-b.c").endswith("?access_token=a-b.c")
+    assert p.user_info_url(BASE, "a+b").endswith("?access_token=a%2Bb")
+    assert p.user_info_url(BASE, "\u0661\u0662").endswith("?access_token=%D9%A1%D9%A2")
 
 
 @pytest.mark.parametrize("value", [None, 1.5, b"abc", True])
