@@ -27,7 +27,7 @@ import itertools
 import json
 import time
 import timeit
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Final, cast
 
@@ -242,11 +242,29 @@ class _StubResponse:
     async def read(self) -> bytes:
         return self._body
 
+    def release(self) -> None:
+        return None
+
+
+class _StubRequest:
+    """What ``session.get()`` gives, like aiohttp's: awaited, or entered with ``async with``."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: _StubResponse) -> None:
+        self._response = response
+
+    async def _answer(self) -> _StubResponse:
+        return self._response
+
+    def __await__(self) -> Generator[Any, None, _StubResponse]:
+        return self._answer().__await__()
+
     async def __aenter__(self) -> _StubResponse:
-        return self
+        return await self._answer()
 
     async def __aexit__(self, *_: object) -> None:
-        return None
+        self._response.release()
 
 
 class _StubSession:
@@ -257,14 +275,14 @@ class _StubSession:
     def __init__(self, body: bytes) -> None:
         self._response = _StubResponse(body)
 
-    def get(self, url: str | URL, **_: object) -> _StubResponse:
+    def get(self, url: str | URL, **_: object) -> _StubRequest:
         # What aiohttp does first with the URL (ClientSession._build_url): parse a
         # string; take a yarl.URL (the client passes a pre-encoded one) as it is.
         if not isinstance(url, URL):
             URL(url)
-        return self._response
+        return _StubRequest(self._response)
 
-    def request(self, method: str, url: str | URL, **_: object) -> _StubResponse:
+    def request(self, method: str, url: str | URL, **_: object) -> _StubRequest:
         # The client sends every call through ClientSession.request (GET, or the
         # exchange's POST); aiohttp's get() is request("GET", ...) too.
         return self.get(url)
