@@ -46,10 +46,12 @@ pytest: $(STAMP)
 # Only the tests, with -W error: lint, types and coverage are `make test`'s. The
 # reliability suite (tests/reliability, about a minute a run) is left out too, so
 # that .ci/run (`make test`, then this) stays well inside CI's time: `make test`
-# runs it on the newest; MATRIX_PYTEST_ARGS= brings it back here.
+# runs it on the newest; MATRIX_PYTEST_ARGS= brings it back here. So is the benchmark
+# instruction count (tests/test_benchmarks_instructions.py, valgrind, under a minute),
+# which measures our code, not the Python it runs on.
 # tools/matrix.py --help for one run (`make matrix MATRIX_ARGS=floors`) and more.
 MATRIX_ARGS ?=
-MATRIX_PYTEST_ARGS ?= --ignore=tests/reliability
+MATRIX_PYTEST_ARGS ?= --ignore=tests/reliability --ignore=tests/test_benchmarks_instructions.py
 matrix: $(STAMP)
 	$(BIN)/python tools/matrix.py --pytest-args='$(MATRIX_PYTEST_ARGS)' $(MATRIX_ARGS)
 

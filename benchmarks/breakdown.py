@@ -42,73 +42,80 @@ from aiotwinne.models import user_info_from_wire
 from ._child import start_together
 from ._upstream import UpstreamProcess
 
-__all__ = ["main", "measure"]
+__all__ = ["contenders", "main", "measure", "unique_tokens"]
 
 Call = Callable[[str], Awaitable[object]]
 
 
-async def measure(upstream: dict[str, Any], *, rounds: int, calls: int) -> dict[str, Any]:
-    """Each contender's CPU µs per call: best and median of *rounds* rounds of *calls* calls."""
+async def contenders(stack: AsyncExitStack, upstream: dict[str, Any]) -> dict[str, Call]:
+    """The breakdown's contenders, each a ``call(token)``, their sessions closed with *stack*."""
     base_url = upstream["base_url"]
     endpoint = f"{base_url}/api/get_user_info?access_token="
     timeout = aiohttp.ClientTimeout(total=10)
+    plain = await stack.enter_async_context(
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), timeout=timeout)
+    )
+    # Exactly the session TwinneClient opens for itself (the defaults).
+    transport = Transport.build(
+        proxy=None,
+        ssl=True,
+        trust_env=False,
+        user_agent=None,
+        trace_configs=None,
+        borrowed=False,
+    )
+    owned = open_session(transport, limit=100, limit_per_host=0, timeout=timeout)
+    stack.push_async_callback(owned.close)
+    twinne = await stack.enter_async_context(
+        TwinneClient(upstream["app_id"], upstream["app_secret"], base_url=base_url)
+    )
+
+    def by_hand(
+        session: aiohttp.ClientSession, *, model: bool = False, twice: bool = False
+    ) -> Call:
+        async def call(token: str) -> object:
+            async with session.get(endpoint + token) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"HTTP {resp.status}")
+                body = await resp.read()
+            if twice:
+                json.loads(body)
+            data = json.loads(body)
+            return user_info_from_wire(data["user_info"], base_url=base_url) if model else data
+
+        return call
+
+    return {
+        "dict": by_hand(plain),
+        "dict, json twice": by_hand(plain, twice=True),
+        "dict, client's session": by_hand(owned),
+        "+ model": by_hand(plain, model=True),
+        "aiotwinne": twinne.get_user_info,
+    }
+
+
+def unique_tokens() -> Callable[[], str]:
+    """Tokens never seen before, as in benchmarks.client_overhead."""
+    counter = itertools.count(1)
+    return lambda: f"{next(counter):032x}"
+
+
+async def measure(upstream: dict[str, Any], *, rounds: int, calls: int) -> dict[str, Any]:
+    """Each contender's CPU µs per call: best and median of *rounds* rounds of *calls* calls."""
     async with AsyncExitStack() as stack:
-        plain = await stack.enter_async_context(
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), timeout=timeout)
-        )
-        # Exactly the session TwinneClient opens for itself (the defaults).
-        transport = Transport.build(
-            proxy=None,
-            ssl=True,
-            trust_env=False,
-            user_agent=None,
-            trace_configs=None,
-            borrowed=False,
-        )
-        owned = open_session(transport, limit=100, limit_per_host=0, timeout=timeout)
-        stack.push_async_callback(owned.close)
-        twinne = await stack.enter_async_context(
-            TwinneClient(upstream["app_id"], upstream["app_secret"], base_url=base_url)
-        )
-
-        def by_hand(
-            session: aiohttp.ClientSession, *, model: bool = False, twice: bool = False
-        ) -> Call:
-            async def call(token: str) -> object:
-                async with session.get(endpoint + token) as resp:
-                    if resp.status != 200:
-                        raise RuntimeError(f"HTTP {resp.status}")
-                    body = await resp.read()
-                if twice:
-                    json.loads(body)
-                data = json.loads(body)
-                return user_info_from_wire(data["user_info"], base_url=base_url) if model else data
-
-            return call
-
-        contenders: dict[str, Call] = {
-            "dict": by_hand(plain),
-            "dict, json twice": by_hand(plain, twice=True),
-            "dict, client's session": by_hand(owned),
-            "+ model": by_hand(plain, model=True),
-            "aiotwinne": twinne.get_user_info,
-        }
-        counter = itertools.count(1)
-
-        def tokens() -> str:  # never seen before, as in benchmarks.client_overhead
-            return f"{next(counter):032x}"
-
-        for call in contenders.values():  # connections and caches warm
+        calls_by_name = await contenders(stack, upstream)
+        tokens = unique_tokens()
+        for call in calls_by_name.values():  # connections and caches warm
             for _ in range(min(calls, 200)):
                 await call(tokens())
-        names = list(contenders)
+        names = list(calls_by_name)
         cpu: dict[str, list[float]] = {name: [] for name in names}
         for number in range(rounds):
             shift = number % len(names)
             for name in names[shift:] + names[:shift]:
                 started = time.process_time()
                 for _ in range(calls):
-                    await contenders[name](tokens())
+                    await calls_by_name[name](tokens())
                 cpu[name].append((time.process_time() - started) / calls * 1e6)
     return {
         name: {"best": round(min(v), 1), "median": round(statistics.median(v), 1)}
