@@ -10,7 +10,10 @@ When the guard calls Twinne
 Never on the hot path. The session holds the token, its expiry and a user
 summary (see :mod:`._record`), so a guarded request costs one session load,
 one check of the whole record (once per request) and one comparison with the
-clock; :func:`get_user` returns the :class:`~aiotwinne.UserInfo` of that
+clock. With aiotwinne's cookie storage even the load goes for a cookie already
+read: the storage keeps the checked record with the value (see
+:mod:`._storage`, "A note per cookie") and only the clock is compared again.
+:func:`get_user` returns the :class:`~aiotwinne.UserInfo` of that
 summary (cached across requests). A record that does not read back whole is
 a visitor who is not signed in: a fresh login, never an error. Twinne is asked only at the
 callback (exchange + user info), for Bearer tokens (cached, see
@@ -74,6 +77,7 @@ from ._config import Settings
 from ._http import from_this_site, is_navigation, safe_return_path
 from ._pages import NO_STORE, continue_page, error_response, login_required_response, wait_page
 from ._record import Pending, Record, SignedIn
+from ._storage import CachedCookieStorage
 
 __all__ = [
     "LoginsInFlight",
@@ -380,12 +384,28 @@ async def _signed_in(request: web.Request, state: _State) -> SignedIn | None:
     if state.signed_in is not None:
         return state.signed_in
     settings = state.settings
+    storage = None
+    if state.session is None and aiohttp_session.SESSION_KEY not in request:
+        # No session loaded yet in this request (had one been, it could have been
+        # changed in place). With aiotwinne's cookie storage, a cookie already read
+        # once carries a note of its login: no session to load (see _storage, "A
+        # note per cookie").
+        storage = request.get(aiohttp_session.STORAGE_KEY)
+        if isinstance(storage, CachedCookieStorage):
+            note = storage.note(request)
+            if isinstance(note, SignedIn) and settings.clock() + settings.leeway < note.expires_at:
+                state.signed_in = note
+                return note
+        else:
+            storage = None
     session = await load_session(request)
     signed_in = _record.signed_in_of(session)
     if signed_in is None or settings.clock() + settings.leeway >= signed_in.expires_at:
         return None
-    # A page is being served: the automatic logins that led here worked.
-    _record.reset_auto(session)
+    # A page is being served: the automatic logins that led here worked. A
+    # session changed by that gets no note (the save forgets its cookie anyway).
+    if not _record.reset_auto(session) and storage is not None:
+        storage.keep_note(request, session, signed_in)
     state.signed_in = signed_in
     return signed_in
 

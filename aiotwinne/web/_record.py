@@ -404,13 +404,18 @@ def signed_in_of(session: Session) -> SignedIn | None:
     return read_signed_in(session.get(SESSION_KEY))
 
 
-def reset_auto(session: Session) -> None:
-    """A page is being served: forget the count of logins completed in a row (if any)."""
+def reset_auto(session: Session) -> bool:
+    """A page is being served: forget the count of logins completed in a row.
+
+    Returns whether there was one (and so whether *session* changed).
+    """
     record = session.get(SESSION_KEY)
     if isinstance(record, dict) and "auto" in record:
         record = dict(record)
         del record["auto"]
         session[SESSION_KEY] = record
+        return True
+    return False
 
 
 # What secrets.token_urlsafe() writes.

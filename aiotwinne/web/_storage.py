@@ -31,6 +31,26 @@ values are exactly what marshal keeps (dicts, lists, strings, numbers,
 booleans, ``None``); with a custom ``decoder`` the plaintext is kept and
 decoded again on each hit.
 
+A note per cookie
+-----------------
+Most requests of a signed-in visitor only need to know who is signed in.
+For those, the guard keeps next to each decrypted value a *note*: what it
+read from the session that value holds (its :class:`~aiotwinne.web.SignedIn`),
+and asks for the note before loading the session. A note is a pure function
+of the session's content, and one cookie value always holds the same
+content, so it stays true as long as the value is kept; it is only handed
+out when loading the session right now would give that same content:
+
+* the same Fernet age check as a hit (``max_age`` on the token's timestamp);
+* aiohttp-session's own check of the session's ``created`` time against
+  ``max_age`` (a session past it loads empty, so there is no note);
+* the note is attached only to a session loaded from that value and still
+  equal to it (nothing changed in place), and saving a session forgets the
+  value with its note, so a login, a logout or any change ends it.
+
+The token's own expiry is the guard's to check on every request (see
+``aiotwinne.web._middleware``).
+
 Finding the cookie in the ``Cookie`` header is aiohttp's parser, which costs
 more than the rest of a hit; the header's text is remembered next to the
 value it held, once that value decrypted (the parse is a pure function of
@@ -100,6 +120,19 @@ def _put(table: OrderedDict[str, _V], key: str, value: _V, size: int) -> None:
             table.popitem(last=False)
 
 
+class _Opened:
+    """One decrypted cookie value: Fernet's timestamp, the session frozen, and its note."""
+
+    __slots__ = ("created", "frozen", "note", "stamp")
+
+    def __init__(self, stamp: int, frozen: bytes | str, created: object) -> None:
+        self.stamp = stamp
+        self.frozen = frozen
+        #: The session's ``created`` as stored (aiohttp-session checks it against max_age).
+        self.created = created
+        self.note: object = None
+
+
 def _wall_clock() -> float:
     # Looked up at each call, as Fernet and aiohttp-session do, so that a test
     # that moves time.time moves every check together.
@@ -140,8 +173,8 @@ class CachedCookieStorage(EncryptedCookieStorage):
         # one key, as a save must) or cachetools (a dependency for the same
         # ten lines; its TTLCache times entries from insertion, while the age
         # that counts here is the token's own). Keys never leave memory.
-        #: Cookie value -> (Fernet timestamp, the session frozen: see load_session).
-        self._opened: OrderedDict[str, tuple[int, bytes | str]] = OrderedDict()
+        #: Cookie value -> what its decryption gave (see load_session) and its note.
+        self._opened: OrderedDict[str, _Opened] = OrderedDict()
         #: Cookie header -> the session cookie's value in it, for values that
         #: decrypted: aiohttp's cookie parser costs more than the rest of a hit.
         self._cookie_in: OrderedDict[str, str] = OrderedDict()
@@ -186,17 +219,73 @@ class CachedCookieStorage(EncryptedCookieStorage):
             # is json.loads (plain dicts, lists, strings, numbers; thawed in about
             # a third of json.loads' time), else the plaintext for the decoder.
             frozen = marshal.dumps(data) if self._thaw is marshal.loads else plain
-            _put(self._opened, cookie, (stamp, frozen), self._cache_size)
+            created = data.get("created") if isinstance(data, dict) else None
+            _put(self._opened, cookie, _Opened(stamp, frozen, created), self._cache_size)
         else:
-            if self._too_old(opened[0], now):
+            if self._too_old(opened.stamp, now):
                 del self._opened[cookie]
                 return self._refused()
             self._opened.move_to_end(cookie)
             # A new copy for every request: nothing a handler changes reaches the cache.
-            data = self._thaw(opened[1])
+            data = self._thaw(opened.frozen)
         if self._cookie_in.get(header) != cookie:
             _put(self._cookie_in, header, cookie, self._cache_size)
         return Session(None, data=data, new=False, max_age=self.max_age)
+
+    def note(self, request: web.Request) -> object:
+        """The note kept with the request's cookie, or ``None``.
+
+        ``None`` unless the cookie is one this storage decrypted and kept, a
+        note was attached to it, and loading the session now would give the
+        session the note was made from (Fernet's age check on the value,
+        aiohttp-session's on the session's ``created``). Nothing is decrypted
+        or decoded: a ``None`` costs the caller nothing but loading the
+        session as usual.
+        """
+        header = request.headers.get(hdrs.COOKIE)
+        if not header:
+            return None
+        cookie = self._cookie_in.get(header)
+        if cookie is None:
+            return None
+        opened = self._opened.get(cookie)
+        if opened is None or opened.note is None:
+            return None
+        if self._too_old(opened.stamp, int(self._clock())) or self._expired(opened.created):
+            return None  # loading the session will refuse it or find it empty
+        self._opened.move_to_end(cookie)
+        return opened.note
+
+    def keep_note(self, request: web.Request, session: Session, note: object) -> bool:
+        """Keep *note* with the request's cookie, for :meth:`note`; whether it was kept.
+
+        Kept only when *session* is exactly what loading the request's cookie
+        gives: a kept value's session, not new, not expired, and equal to it
+        (a session changed in place since it was loaded gets no note). So a
+        note can be made from *session* alone, and stays true until the value
+        is forgotten (a save, the cache's bound, :meth:`forget`).
+        """
+        header = request.headers.get(hdrs.COOKIE)
+        cookie = self._cookie_in.get(header) if header else None
+        opened = self._opened.get(cookie) if cookie is not None else None
+        if opened is None or session.new or self._expired(opened.created):
+            return False
+        data = self._thaw(opened.frozen)
+        if not isinstance(data, dict) or session.created != opened.created:
+            return False
+        if dict(session) != (data.get("session") or {}):
+            return False
+        opened.note = note
+        return True
+
+    def _expired(self, created: object) -> bool:
+        # aiohttp-session's rule in Session(): past max_age (or no created at
+        # all), the session loads empty. Its clock: time.time(), whole seconds.
+        if self.max_age is None:
+            return False
+        now = int(time.time())
+        age = now - created if isinstance(created, int) and created else now
+        return age > self.max_age
 
     async def save_session(
         self, request: web.Request, response: web.StreamResponse, session: Session
