@@ -10,8 +10,9 @@ difference divided by *2N* is what one call costs the client process in
 user-space instructions, interpreter start-up and warm-up taken out.
 
 Wall-clock and CPU-time figures on a shared 2-core machine move by 10 % from
-one run to the next; instruction counts are repeatable to a few hundred per
-call whatever else the machine does. They are a profile, not a speed: a
+one run to the next; instruction counts repeat to about 0.5 % (a few
+thousand per call: how often the event loop wakes still depends on timing)
+whatever else the machine does. They are a profile, not a speed: a
 real call's Python code also waits on caches the count does not see (see
 ``benchmarks/README.md``), so the time ratios of benchmark 1 are the verdict
 and these counts say where the difference comes from.
@@ -94,8 +95,11 @@ def count_calls(upstream: dict[str, Any], name: str, calls: int, *, valgrind: st
         "--upstream",
         json.dumps({k: upstream[k] for k in ("base_url", "app_id", "app_secret")}),
     ]
+    # One hash seed for every child: str hashes decide dict and set layouts, so a
+    # random seed per child would move the count once more.
+    env = {**child_env(), "PYTHONHASHSEED": "0"}
     done = subprocess.run(  # noqa: S603 - valgrind and our own module, no shell
-        command, capture_output=True, text=True, cwd=REPO_ROOT, env=child_env(), check=False
+        command, capture_output=True, text=True, cwd=REPO_ROOT, env=env, check=False
     )
     if done.returncode != 0:
         raise RuntimeError(f"the counted child for {name!r} failed: {done.stderr[-500:]}")
