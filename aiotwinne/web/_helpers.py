@@ -55,7 +55,8 @@ def cookie_storage(
     visitor) is served from a bounded memory of the last *cache_size* values,
     re-checked against *max_age* each time, at a fraction of a decryption's
     cost. A value that does not decrypt is never kept, and saving a session
-    forgets the value it replaces. With each value it also keeps the guard's
+    forgets the value it replaces. With each value (and the default
+    ``decoder``) it also keeps the guard's
     reading of the login it holds, so a guarded page of a visitor already seen
     does not load the session at all (the same checks, ``max_age`` and the
     token's expiry, still run on every request; see :mod:`aiotwinne.web._storage`).

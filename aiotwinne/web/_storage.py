@@ -18,8 +18,9 @@ only thing that changes with time, the age Fernet would check:
   ``max_age`` seconds, or more than a minute in the future: refused, and the
   entry forgotten);
 * the session's ``created`` time and aiotwinne's record (the token's expiry)
-  are checked as before, on every request, because each hit builds a new
-  ``Session``.
+  are checked as before, on every request: each hit builds a new
+  ``Session``, which checks ``created``, and the guard checks the record
+  (on a note, below, both checks are made without a ``Session``).
 
 Each hit hands out a new copy of the decoded session (nested values
 included), so a handler that changes the loaded session in place changes
@@ -49,7 +50,11 @@ out when loading the session right now would give that same content:
   value with its note, so a login, a logout or any change ends it.
 
 The token's own expiry is the guard's to check on every request (see
-``aiotwinne.web._middleware``).
+``aiotwinne.web._middleware``). Notes are kept only by this class's own
+``load_session`` with the default decoder: a subclass that overrides
+``load_session`` (to refuse sessions a list of revoked ones holds, say) or a
+custom ``decoder`` must run on every request, so with either there are no
+notes and every guarded page loads its session.
 
 Finding the cookie in the ``Cookie`` header is aiohttp's parser, which costs
 more than the rest of a hit; the header's text is remembered next to the
@@ -76,10 +81,11 @@ Limits
 At most ``cache_size`` values (the least recently used go first) and as many
 headers (the oldest go first; a header forgotten costs a parse, never a
 decryption) are kept: about 2 KB per visitor for aiotwinne's usual session
-(a 500-byte cookie: the value, its header and the frozen session), at most
-about 16 KB for a cookie at the 4 KB browsers keep inside a header at
-aiohttp's 8 KB limit, so about 8 MB at the default 4,096 and under 70 MB at
-worst. Values that differ only after the base64 padding (which Fernet
+(a 500-byte cookie: the value, its header, the frozen session and the note,
+whose user summary is shared), at most about 19 KB for a cookie at the 4 KB
+browsers keep inside a header at aiohttp's 8 KB limit (the note then holds
+a copy of a token of up to 3 KB), so about 8 MB at the default 4,096 and
+under 80 MB at worst. Values that differ only after the base64 padding (which Fernet
 ignores), or headers that differ in other cookies, are distinct entries. The
 memory is per process and per storage instance; a storage serves one event
 loop, as aiohttp-session's storages do.
@@ -181,6 +187,12 @@ class CachedCookieStorage(EncryptedCookieStorage):
         self._thaw: Callable[[Any], Any] = (
             marshal.loads if self._decoder is json.loads else self._decoder
         )
+        # Notes stand for a load: only where every load is this class's own,
+        # decoding as json.loads does (see "A note per cookie").
+        self._notes = (
+            self._thaw is marshal.loads
+            and type(self).load_session is CachedCookieStorage.load_session
+        )
 
     @property
     def cache_size(self) -> int:
@@ -240,10 +252,11 @@ class CachedCookieStorage(EncryptedCookieStorage):
         session the note was made from (Fernet's age check on the value,
         aiohttp-session's on the session's ``created``). Nothing is decrypted
         or decoded: a ``None`` costs the caller nothing but loading the
-        session as usual.
+        session as usual. Always ``None`` with a custom ``decoder`` or a
+        subclass's own ``load_session`` (see the module docstring).
         """
         header = request.headers.get(hdrs.COOKIE)
-        if not header:
+        if not header or not self._notes:
             return None
         cookie = self._cookie_in.get(header)
         if cookie is None:
@@ -261,12 +274,13 @@ class CachedCookieStorage(EncryptedCookieStorage):
 
         Kept only when *session* is exactly what loading the request's cookie
         gives: a kept value's session, not new, not expired, and equal to it
-        (a session changed in place since it was loaded gets no note). So a
+        (a session changed in place since it was loaded gets no note); never
+        with a custom ``decoder`` or a subclass's own ``load_session``. So a
         note can be made from *session* alone, and stays true until the value
         is forgotten (a save, the cache's bound, :meth:`forget`).
         """
         header = request.headers.get(hdrs.COOKIE)
-        cookie = self._cookie_in.get(header) if header else None
+        cookie = self._cookie_in.get(header) if header and self._notes else None
         opened = self._opened.get(cookie) if cookie is not None else None
         if opened is None or session.new or self._expired(opened.created):
             return False

@@ -4,14 +4,18 @@
 reading of the login that value holds, and the guard asks for it before
 loading the session. These tests hold the note to what loading the session
 would answer: it is used only while the value would load the same session
-(Fernet's ``max_age``, aiohttp-session's ``created`` check, the token's own
-expiry), never for a session already loaded and changed in this request,
-never for a session the guard had to change, and it goes with its value (a
-logout, the cache's bound, ``cache_size=0``, ``forget()``).
+(aiohttp-session's ``created`` check here; Fernet's ``max_age`` and the
+token's own expiry in ``test_cookie_cache.py``, whose guarded pages now take
+the note), never for a session already loaded (and perhaps changed) in this
+request, never attached to a session that is not the value's, never with a
+storage that must run on every request (a subclass's own load, a custom
+decoder), and it goes with its value (a logout, a login Twinne refused, the
+cache's bound, ``cache_size=0``, ``forget()``).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +41,33 @@ from aiotwinne.web._record import SignedIn
 from aiotwinne.web._storage import CachedCookieStorage
 
 
-class CountingStorage(CachedCookieStorage):
-    """The cached storage, counting the sessions it loads."""
+class Loads:
+    """Counts the sessions really loaded (aiohttp_session.get_session reaching the storage)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = aiohttp_session.get_session
+
+        async def counting(request: web.Request) -> aiohttp_session.Session:
+            if aiohttp_session.SESSION_KEY not in request:
+                self.count += 1
+            return await real(request)
+
+        monkeypatch.setattr(aiohttp_session, "get_session", counting)
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> Loads:
+    return Loads(monkeypatch)
+
+
+def counting_storage(**options: Any) -> CachedCookieStorage:
+    """The storage as cookie_storage() sets it up."""
+    return cached_storage(CountingFernet(Fernet.generate_key()), **options)
+
+
+class RevokingStorage(CachedCookieStorage):
+    """A subclass with its own load_session (a site's list of revoked sessions, say)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,18 +76,6 @@ class CountingStorage(CachedCookieStorage):
     async def load_session(self, request: web.Request) -> aiohttp_session.Session:
         self.loads += 1
         return await super().load_session(request)
-
-
-def counting_storage(**options: Any) -> CountingStorage:
-    """CountingStorage set up as cookie_storage() sets its storage up."""
-    model = cached_storage(CountingFernet(Fernet.generate_key()), **options)
-    return CountingStorage(
-        model._fernet,
-        cache_size=model.cache_size,
-        cookie_name=model.cookie_name,
-        clock=model._clock,
-        **model.cookie_params,
-    )
 
 
 async def settled(
@@ -86,11 +103,12 @@ async def test_a_settled_cookie_serves_guarded_pages_without_loading_the_session
     visitor: aiohttp.ClientSession,
     emu: TwinneEmulator,
     user: EmulatedUser,
+    loads: Loads,
 ) -> None:
     """The page that reads the cookie keeps a note; the next pages load no session at all."""
     storage = counting_storage()
     site, _ = await signed_in_with(site_factory, storage, visitor, emu, user)
-    storage.loads = 0
+    loads.count = 0
     for _ in range(4):
         async with visitor.get(
             site("/dashboard"), headers=NAVIGATE, allow_redirects=False
@@ -98,7 +116,7 @@ async def test_a_settled_cookie_serves_guarded_pages_without_loading_the_session
             assert page.status == 200
             assert "Set-Cookie" not in page.headers
             assert await page.text() == "dashboard:user1:Ada Lovelace"
-    assert storage.loads == 0  # signed_in_with's last page left the note
+    assert loads.count == 0  # signed_in_with's last page left the note
     assert storage.cached == 1
 
 
@@ -107,6 +125,7 @@ async def test_a_new_cookie_is_read_once_then_noted(
     visitor: aiohttp.ClientSession,
     emu: TwinneEmulator,
     user: EmulatedUser,
+    loads: Loads,
 ) -> None:
     """The login's last page changed the session (the count of logins in a row went).
 
@@ -116,12 +135,12 @@ async def test_a_new_cookie_is_read_once_then_noted(
     storage = counting_storage()
     site = await site_factory(storage=storage)
     await log_in(visitor, site, emu, user)
-    loads = storage.loads
+    before = loads.count
     for _ in range(3):
         async with visitor.get(site("/dashboard"), headers=NAVIGATE) as page:
             assert page.status == 200
             assert "Set-Cookie" not in page.headers
-    assert storage.loads == loads + 1
+    assert loads.count == before + 1
     assert storage.cached == 1
 
 
@@ -130,14 +149,15 @@ async def test_cache_size_zero_keeps_no_note(
     visitor: aiohttp.ClientSession,
     emu: TwinneEmulator,
     user: EmulatedUser,
+    loads: Loads,
 ) -> None:
     """Without a cache every guarded page loads (and decrypts) its session."""
     storage = counting_storage(cache_size=0)
     site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
-    storage.loads = 0
+    loads.count = 0
     for _ in range(3):
         assert await guarded_status(site, cookie) == 200
-    assert storage.loads == 3
+    assert loads.count == 3
 
 
 async def test_forget_drops_the_notes(
@@ -145,15 +165,16 @@ async def test_forget_drops_the_notes(
     visitor: aiohttp.ClientSession,
     emu: TwinneEmulator,
     user: EmulatedUser,
+    loads: Loads,
 ) -> None:
     """forget(): the next page loads its session again (and keeps a new note)."""
     storage = counting_storage()
     site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
     storage.forget()
-    storage.loads = 0
+    loads.count = 0
     for _ in range(3):
         assert await guarded_status(site, cookie) == 200
-    assert storage.loads == 1
+    assert loads.count == 1
 
 
 async def test_the_memory_bound_drops_notes_with_their_values(
@@ -161,6 +182,7 @@ async def test_the_memory_bound_drops_notes_with_their_values(
     visitor_factory: Callable[[], aiohttp.ClientSession],
     emu: TwinneEmulator,
     user: EmulatedUser,
+    loads: Loads,
 ) -> None:
     """cache_size=1 and two browsers in turn: each page loads its own session again."""
     storage = counting_storage(cache_size=1)
@@ -171,10 +193,10 @@ async def test_the_memory_bound_drops_notes_with_their_values(
         visitor.cookie_jar.update_cookies(emu.sign_in(user))
         cookies.append(await settled(visitor, site, emu, user))
     assert cookies[0] != cookies[1]
-    storage.loads = 0
+    loads.count = 0
     for cookie in cookies * 2:
         assert await guarded_status(site, cookie) == 200
-    assert storage.loads == 4
+    assert loads.count == 4
     assert storage.cached == 1
 
 
@@ -183,6 +205,7 @@ async def test_a_logout_ends_the_note(
     visitor: aiohttp.ClientSession,
     emu: TwinneEmulator,
     user: EmulatedUser,
+    loads: Loads,
 ) -> None:
     """After a logout the browser is logged out at once, and the old value's note is gone."""
     storage = counting_storage()
@@ -193,9 +216,9 @@ async def test_a_logout_ends_the_note(
     async with visitor.get(site("/dashboard"), headers=JSON) as answer:
         assert answer.status == 401
     # A copy of the old value replayed: loaded (decrypted) again, as without the cache.
-    storage.loads = 0
+    loads.count = 0
     assert await guarded_status(site, cookie) == 200
-    assert storage.loads == 1
+    assert loads.count == 1
 
 
 async def test_aiohttp_sessions_created_check_applies_to_a_noted_cookie(
@@ -236,6 +259,68 @@ async def test_a_session_loaded_and_changed_in_this_request_wins_over_the_note(
         assert await answer.text() == "nobody"
 
 
+async def test_a_subclass_with_its_own_load_gets_no_notes(
+    site_factory: SiteFactory,
+    visitor: aiohttp.ClientSession,
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+) -> None:
+    """A subclass's load_session may refuse what the cache would accept: it runs every time."""
+    model = counting_storage()
+    storage = RevokingStorage(model._fernet, cookie_name=model.cookie_name, **model.cookie_params)
+    site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
+    storage.loads = 0
+    for _ in range(3):
+        assert await guarded_status(site, cookie) == 200
+    assert storage.loads == 3
+
+
+async def test_a_custom_decoder_gets_no_notes(
+    site_factory: SiteFactory,
+    visitor: aiohttp.ClientSession,
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+    loads: Loads,
+) -> None:
+    """A custom decoder runs on every request, as without notes."""
+    decoded = []
+
+    def decoder(text: str) -> Any:
+        decoded.append(text)
+        return json.loads(text)
+
+    storage = counting_storage(encoder=json.dumps, decoder=decoder)
+    site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
+    loads.count = 0
+    decoded.clear()
+    for _ in range(3):
+        assert await guarded_status(site, cookie) == 200
+    assert loads.count == 3
+    assert len(decoded) == 3
+
+
+async def test_a_login_refused_by_twinne_ends_the_note(
+    site_factory: SiteFactory,
+    visitor: aiohttp.ClientSession,
+    emu: TwinneEmulator,
+    user: EmulatedUser,
+    loads: Loads,
+) -> None:
+    """get_user(fresh=True) finds the token revoked: the login goes, and its note with it."""
+    storage = counting_storage()
+    site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
+    assert await guarded_status(site, cookie) == 200  # noted
+    emu.revoke(user, site.app)
+    async with visitor.get(site("/fresh"), headers=JSON, allow_redirects=False) as answer:
+        assert answer.status == 401
+        assert "Set-Cookie" in answer.headers  # the login was dropped from the session
+    loads.count = 0
+    # The old value replayed: loaded again (a stateless cookie's documented limit),
+    # never answered from a note.
+    assert await guarded_status(site, cookie) == 200
+    assert loads.count == 1
+
+
 async def test_keep_note_refuses_a_session_that_is_not_the_cookies() -> None:
     """keep_note() attaches a note only to the unchanged session of a kept cookie value."""
     fernet = Fernet(Fernet.generate_key())
@@ -252,6 +337,12 @@ async def test_keep_note_refuses_a_session_that_is_not_the_cookies() -> None:
     assert storage.note(request) is None
     assert not storage.keep_note(_request({}), session, note)
     assert not storage.keep_note(_request({"Cookie": "s=other"}), session, note)
+    fresh = aiohttp_session.Session(None, data=None, new=True, max_age=3600)
+    assert not storage.keep_note(request, fresh, note)
+    other_age = aiohttp_session.Session(
+        None, data={"created": now - 10, "session": {"cart": [1]}}, new=False, max_age=3600
+    )
+    assert not storage.keep_note(request, other_age, note)
     assert storage.keep_note(request, session, note)
     assert storage.note(request) is note
     await storage.save_session(request, web.Response(), changed)  # a save forgets the value
