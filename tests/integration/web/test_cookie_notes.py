@@ -9,8 +9,8 @@ token's own expiry in ``test_cookie_cache.py``, whose guarded pages now take
 the note), never for a session already loaded (and perhaps changed) in this
 request, never attached to a session that is not the value's, never with a
 storage that must run on every request (a subclass's own load, a custom
-decoder), and it goes with its value (a logout, a login Twinne refused, the
-cache's bound, ``cache_size=0``, ``forget()``).
+decoder), and it goes with its value (a login Twinne refused, the cache's
+bound, ``cache_size=0``, ``forget()``; a logout in ``test_cookie_cache.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from test_cookie_cache import (
     session_cookie,
     signed_in_with,
 )
-from websupport import JSON, LOGOUT, NAVIGATE, SAME_ORIGIN_POST, Site, SiteFactory, log_in
+from websupport import JSON, NAVIGATE, Site, SiteFactory, log_in
 
 from aiotwinne.testing import EmulatedUser, TwinneEmulator
 from aiotwinne.web import DEFAULT_COOKIE_NAME, SESSION_KEY, get_user
@@ -55,6 +55,13 @@ class Loads:
 
         monkeypatch.setattr(aiohttp_session, "get_session", counting)
 
+    async def of_pages(self, site: Site, cookies: list[str]) -> int:
+        """Serve the guarded page once per cookie (each a 200); how many sessions were loaded."""
+        before = self.count
+        for cookie in cookies:
+            assert await guarded_status(site, cookie) == 200
+        return self.count - before
+
 
 @pytest.fixture
 def loads(monkeypatch: pytest.MonkeyPatch) -> Loads:
@@ -69,13 +76,8 @@ def counting_storage(**options: Any) -> CachedCookieStorage:
 class RevokingStorage(CachedCookieStorage):
     """A subclass with its own load_session (a site's list of revoked sessions, say)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.loads = 0
-
     async def load_session(self, request: web.Request) -> aiohttp_session.Session:
-        self.loads += 1
-        return await super().load_session(request)
+        return await super().load_session(request)  # where a site would check its list
 
 
 async def settled(
@@ -144,20 +146,33 @@ async def test_a_new_cookie_is_read_once_then_noted(
     assert storage.cached == 1
 
 
-async def test_cache_size_zero_keeps_no_note(
+def _subclassed() -> CachedCookieStorage:
+    model = counting_storage()
+    return RevokingStorage(model._fernet, cookie_name=model.cookie_name, **model.cookie_params)
+
+
+def _custom_decoder() -> CachedCookieStorage:
+    # A decoder of the site's own (not json.loads itself), as a custom one would be.
+    return counting_storage(encoder=json.dumps, decoder=lambda text: json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "make_storage",
+    [lambda: counting_storage(cache_size=0), _subclassed, _custom_decoder],
+    ids=["cache_size=0", "a subclass's own load_session", "a custom decoder"],
+)
+async def test_no_notes_where_every_load_must_run(
     site_factory: SiteFactory,
     visitor: aiohttp.ClientSession,
     emu: TwinneEmulator,
     user: EmulatedUser,
     loads: Loads,
+    make_storage: Callable[[], CachedCookieStorage],
 ) -> None:
-    """Without a cache every guarded page loads (and decrypts) its session."""
-    storage = counting_storage(cache_size=0)
-    site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
-    loads.count = 0
-    for _ in range(3):
-        assert await guarded_status(site, cookie) == 200
-    assert loads.count == 3
+    """No cache, a subclass's load_session (which may refuse what the cache would
+    accept) or a custom decoder: every guarded page loads its session."""
+    site, cookie = await signed_in_with(site_factory, make_storage(), visitor, emu, user)
+    assert await loads.of_pages(site, [cookie] * 3) == 3
 
 
 async def test_forget_drops_the_notes(
@@ -171,10 +186,7 @@ async def test_forget_drops_the_notes(
     storage = counting_storage()
     site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
     storage.forget()
-    loads.count = 0
-    for _ in range(3):
-        assert await guarded_status(site, cookie) == 200
-    assert loads.count == 1
+    assert await loads.of_pages(site, [cookie] * 3) == 1
 
 
 async def test_the_memory_bound_drops_notes_with_their_values(
@@ -193,32 +205,8 @@ async def test_the_memory_bound_drops_notes_with_their_values(
         visitor.cookie_jar.update_cookies(emu.sign_in(user))
         cookies.append(await settled(visitor, site, emu, user))
     assert cookies[0] != cookies[1]
-    loads.count = 0
-    for cookie in cookies * 2:
-        assert await guarded_status(site, cookie) == 200
-    assert loads.count == 4
+    assert await loads.of_pages(site, cookies * 2) == 4
     assert storage.cached == 1
-
-
-async def test_a_logout_ends_the_note(
-    site_factory: SiteFactory,
-    visitor: aiohttp.ClientSession,
-    emu: TwinneEmulator,
-    user: EmulatedUser,
-    loads: Loads,
-) -> None:
-    """After a logout the browser is logged out at once, and the old value's note is gone."""
-    storage = counting_storage()
-    site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
-    assert await guarded_status(site, cookie) == 200
-    async with visitor.post(site(LOGOUT), headers=SAME_ORIGIN_POST, allow_redirects=False) as out:
-        assert out.status == 303
-    async with visitor.get(site("/dashboard"), headers=JSON) as answer:
-        assert answer.status == 401
-    # A copy of the old value replayed: loaded (decrypted) again, as without the cache.
-    loads.count = 0
-    assert await guarded_status(site, cookie) == 200
-    assert loads.count == 1
 
 
 async def test_aiohttp_sessions_created_check_applies_to_a_noted_cookie(
@@ -259,46 +247,6 @@ async def test_a_session_loaded_and_changed_in_this_request_wins_over_the_note(
         assert await answer.text() == "nobody"
 
 
-async def test_a_subclass_with_its_own_load_gets_no_notes(
-    site_factory: SiteFactory,
-    visitor: aiohttp.ClientSession,
-    emu: TwinneEmulator,
-    user: EmulatedUser,
-) -> None:
-    """A subclass's load_session may refuse what the cache would accept: it runs every time."""
-    model = counting_storage()
-    storage = RevokingStorage(model._fernet, cookie_name=model.cookie_name, **model.cookie_params)
-    site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
-    storage.loads = 0
-    for _ in range(3):
-        assert await guarded_status(site, cookie) == 200
-    assert storage.loads == 3
-
-
-async def test_a_custom_decoder_gets_no_notes(
-    site_factory: SiteFactory,
-    visitor: aiohttp.ClientSession,
-    emu: TwinneEmulator,
-    user: EmulatedUser,
-    loads: Loads,
-) -> None:
-    """A custom decoder runs on every request, as without notes."""
-    decoded = []
-
-    def decoder(text: str) -> Any:
-        decoded.append(text)
-        return json.loads(text)
-
-    storage = counting_storage(encoder=json.dumps, decoder=decoder)
-    site, cookie = await signed_in_with(site_factory, storage, visitor, emu, user)
-    loads.count = 0
-    decoded.clear()
-    for _ in range(3):
-        assert await guarded_status(site, cookie) == 200
-    assert loads.count == 3
-    assert len(decoded) == 3
-
-
 async def test_a_login_refused_by_twinne_ends_the_note(
     site_factory: SiteFactory,
     visitor: aiohttp.ClientSession,
@@ -314,11 +262,9 @@ async def test_a_login_refused_by_twinne_ends_the_note(
     async with visitor.get(site("/fresh"), headers=JSON, allow_redirects=False) as answer:
         assert answer.status == 401
         assert "Set-Cookie" in answer.headers  # the login was dropped from the session
-    loads.count = 0
     # The old value replayed: loaded again (a stateless cookie's documented limit),
     # never answered from a note.
-    assert await guarded_status(site, cookie) == 200
-    assert loads.count == 1
+    assert await loads.of_pages(site, [cookie]) == 1
 
 
 async def test_keep_note_refuses_a_session_that_is_not_the_cookies() -> None:
