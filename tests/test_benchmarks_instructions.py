@@ -8,8 +8,7 @@ calls, never a figure.
 
 from __future__ import annotations
 
-import os
-import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,6 +18,14 @@ import pytest
 from benchmarks import instructions
 from benchmarks._child import start_together
 from benchmarks._upstream import UpstreamProcess
+
+# require_binary (skip locally, fail in CI) is the web tests' own, in websupport
+# beside their conftest: put that folder on sys.path, as tests/reliability does.
+_WEB_TESTS = str(Path(__file__).resolve().parent / "integration" / "web")
+if _WEB_TESTS not in sys.path:
+    sys.path.insert(0, _WEB_TESTS)
+
+from websupport import require_binary  # noqa: E402
 
 _REPORT = """\
 ==4242== Callgrind, a call-graph generating cache profiler
@@ -79,11 +86,7 @@ def test_report_and_markdown_put_every_contender_against_the_dict(tmp_path: Path
 
 def test_a_contender_counted_under_valgrind(static: UpstreamProcess) -> None:
     """Two real callgrind runs of one child: counts are positive and grow with the calls."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        if os.environ.get("CI"):
-            pytest.fail("valgrind is not installed (CI installs it: .ci/run)")
-        pytest.skip("valgrind is not installed")
+    valgrind = require_binary("valgrind")
     one = instructions.count_calls(static.info, "dict", 1, valgrind=valgrind)
     many = instructions.count_calls(static.info, "dict", 21, valgrind=valgrind)
     assert 0 < one < many
