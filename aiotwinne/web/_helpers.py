@@ -56,10 +56,10 @@ def cookie_storage(
     re-checked against *max_age* each time, at a fraction of a decryption's
     cost. A value that does not decrypt is never kept, and saving a session
     forgets the value it replaces. With each value (and the default
-    ``decoder``) it also keeps the guard's
-    reading of the login it holds, so a guarded page of a visitor already seen
-    does not load the session at all (the same checks, ``max_age`` and the
-    token's expiry, still run on every request; see :mod:`aiotwinne.web._storage`).
+    ``decoder``) it also keeps the guard's reading of the login it holds, so
+    a guarded page of a visitor already seen does not load the session at
+    all (the same checks, ``max_age`` and the token's expiry, still run on
+    every request; see :mod:`aiotwinne.web._storage`).
 
     Args:
         secret_key: A Fernet key (``Fernet.generate_key()``, bytes or text),

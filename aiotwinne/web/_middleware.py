@@ -374,6 +374,19 @@ def _login_needed(
 # -- who is signed in ---------------------------------------------------------
 
 
+def _note_keeper(request: web.Request, state: _State) -> CachedCookieStorage | None:
+    """aiotwinne's cookie storage, if the request uses it and has loaded no session yet.
+
+    A cookie it has read once carries a note of its login, so there is no
+    session to load (see _storage, "A note per cookie"). Once a session is
+    loaded in the request it is the answer: it may have been changed in place.
+    """
+    if state.session is not None or aiohttp_session.SESSION_KEY in request:
+        return None
+    storage = request.get(aiohttp_session.STORAGE_KEY)
+    return storage if isinstance(storage, CachedCookieStorage) else None
+
+
 async def _signed_in(request: web.Request, state: _State) -> SignedIn | None:
     """The session's login if it reads back whole and its token is still valid, else ``None``.
 
@@ -384,20 +397,12 @@ async def _signed_in(request: web.Request, state: _State) -> SignedIn | None:
     if state.signed_in is not None:
         return state.signed_in
     settings = state.settings
-    storage = None
-    if state.session is None and aiohttp_session.SESSION_KEY not in request:
-        # No session loaded yet in this request (had one been, it could have been
-        # changed in place). With aiotwinne's cookie storage, a cookie already read
-        # once carries a note of its login: no session to load (see _storage, "A
-        # note per cookie").
-        storage = request.get(aiohttp_session.STORAGE_KEY)
-        if isinstance(storage, CachedCookieStorage):
-            note = storage.note(request)
-            if isinstance(note, SignedIn) and settings.clock() + settings.leeway < note.expires_at:
-                state.signed_in = note
-                return note
-        else:
-            storage = None
+    storage = _note_keeper(request, state)
+    if storage is not None:
+        note = storage.note(request)
+        if isinstance(note, SignedIn) and settings.clock() + settings.leeway < note.expires_at:
+            state.signed_in = note
+            return note
     session = await load_session(request)
     signed_in = _record.signed_in_of(session)
     if signed_in is None or settings.clock() + settings.leeway >= signed_in.expires_at:

@@ -85,8 +85,9 @@ decryption) are kept: about 2 KB per visitor for aiotwinne's usual session
 whose user summary is shared), at most about 19 KB for a cookie at the 4 KB
 browsers keep inside a header at aiohttp's 8 KB limit (the note then holds
 a copy of a token of up to 3 KB), so about 8 MB at the default 4,096 and
-under 80 MB at worst. Values that differ only after the base64 padding (which Fernet
-ignores), or headers that differ in other cookies, are distinct entries. The
+under 80 MB at worst. Values that differ only after the base64 padding
+(which Fernet ignores), or headers that differ in other cookies, are
+distinct entries. The
 memory is per process and per storage instance; a storage serves one event
 loop, as aiohttp-session's storages do.
 """
@@ -255,15 +256,10 @@ class CachedCookieStorage(EncryptedCookieStorage):
         session as usual. Always ``None`` with a custom ``decoder`` or a
         subclass's own ``load_session`` (see the module docstring).
         """
-        header = request.headers.get(hdrs.COOKIE)
-        if not header or not self._notes:
+        found = self._kept(request)
+        if found is None or found[1].note is None:
             return None
-        cookie = self._cookie_in.get(header)
-        if cookie is None:
-            return None
-        opened = self._opened.get(cookie)
-        if opened is None or opened.note is None:
-            return None
+        cookie, opened = found
         if self._too_old(opened.stamp, int(self._clock())) or self._expired(opened.created):
             return None  # loading the session will refuse it or find it empty
         self._opened.move_to_end(cookie)
@@ -279,10 +275,11 @@ class CachedCookieStorage(EncryptedCookieStorage):
         note can be made from *session* alone, and stays true until the value
         is forgotten (a save, the cache's bound, :meth:`forget`).
         """
-        header = request.headers.get(hdrs.COOKIE)
-        cookie = self._cookie_in.get(header) if header and self._notes else None
-        opened = self._opened.get(cookie) if cookie is not None else None
-        if opened is None or session.new or self._expired(opened.created):
+        found = self._kept(request)
+        if found is None or session.new:
+            return False
+        opened = found[1]
+        if self._expired(opened.created):
             return False
         data = self._thaw(opened.frozen)
         if not isinstance(data, dict) or session.created != opened.created:
@@ -291,6 +288,15 @@ class CachedCookieStorage(EncryptedCookieStorage):
             return False
         opened.note = note
         return True
+
+    def _kept(self, request: web.Request) -> tuple[str, _Opened] | None:
+        """The request's cookie value and its entry, where notes are kept and it is kept."""
+        header = request.headers.get(hdrs.COOKIE)
+        if not self._notes or not header:
+            return None
+        cookie = self._cookie_in.get(header)
+        opened = self._opened.get(cookie) if cookie is not None else None
+        return None if opened is None or cookie is None else (cookie, opened)
 
     def _expired(self, created: object) -> bool:
         # aiohttp-session's rule in Session(): past max_age (or no created at

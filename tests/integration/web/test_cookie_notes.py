@@ -283,7 +283,10 @@ async def test_keep_note_refuses_a_session_that_is_not_the_cookies() -> None:
     assert storage.note(request) is None
     assert not storage.keep_note(_request({}), session, note)
     assert not storage.keep_note(_request({"Cookie": "s=other"}), session, note)
-    fresh = aiohttp_session.Session(None, data=None, new=True, max_age=3600)
+    # A new session with the very same content is still not the cookie's.
+    fresh = aiohttp_session.Session(
+        None, data={"created": now, "session": {"cart": [1]}}, new=True, max_age=3600
+    )
     assert not storage.keep_note(request, fresh, note)
     other_age = aiohttp_session.Session(
         None, data={"created": now - 10, "session": {"cart": [1]}}, new=False, max_age=3600
