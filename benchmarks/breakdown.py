@@ -31,7 +31,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
@@ -42,7 +42,10 @@ from aiotwinne.models import user_info_from_wire
 from ._child import start_together
 from ._upstream import UpstreamProcess
 
-__all__ = ["contenders", "main", "measure", "unique_tokens"]
+__all__ = ["CONTENDERS", "contenders", "main", "measure", "unique_tokens"]
+
+#: The contenders' names, in the order contenders() gives them.
+CONTENDERS: Final = ("dict", "dict, json twice", "dict, client's session", "+ model", "aiotwinne")
 
 Call = Callable[[str], Awaitable[object]]
 
@@ -85,13 +88,14 @@ async def contenders(stack: AsyncExitStack, upstream: dict[str, Any]) -> dict[st
 
         return call
 
-    return {
-        "dict": by_hand(plain),
-        "dict, json twice": by_hand(plain, twice=True),
-        "dict, client's session": by_hand(owned),
-        "+ model": by_hand(plain, model=True),
-        "aiotwinne": twinne.get_user_info,
-    }
+    calls = (
+        by_hand(plain),
+        by_hand(plain, twice=True),
+        by_hand(owned),
+        by_hand(plain, model=True),
+        twinne.get_user_info,
+    )
+    return dict(zip(CONTENDERS, calls, strict=True))
 
 
 def unique_tokens() -> Callable[[], str]:
